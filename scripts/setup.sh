@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install smcdiff with its test extras.
+# torch is constrained to the CPU build (constraints/cpu.txt); see README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+stamp=.venv/.smcdiff-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints/cpu.txt -nt "$stamp" ]; then
+  python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+  python -m pip install --quiet -c constraints/cpu.txt -e ".[test]"
+  touch "$stamp"
+fi

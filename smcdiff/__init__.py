@@ -1,0 +1,68 @@
+"""smcdiff: sequential Monte Carlo for masked diffusion language models.
+
+The public API is re-exported here; see the package documentation in ``docs/``.
+"""
+
+from .engine import SMC, SMCState, make_generators, row_seeds
+from .errors import AllParticlesDeadError, ConfigError, ModelOutputError, SMCDiffError, UndefinedWeightError
+from .models import Denoiser, ToyDenoiser, random_joint
+from .policies import AdaptiveResampling, AlwaysResample, AtBlockEnd, EveryKSteps, EveryStep, NeverResample
+from .potentials import Potential, TrajectoryConfidence
+from .proposals import (
+    Categorical,
+    Confidence,
+    EvenSplit,
+    FixedCounts,
+    Greedy,
+    GumbelMax,
+    RandomK,
+    TopK,
+    UnmaskingKernel,
+)
+from .resampling import available_schemes, register_scheme, resample
+from .results import Genealogy, SMCResult, StepRecord
+from .state import Canvas, ParticleState
+from .weights import Weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SMC",
+    "SMCState",
+    "SMCResult",
+    "StepRecord",
+    "Genealogy",
+    "make_generators",
+    "row_seeds",
+    "Weights",
+    "resample",
+    "available_schemes",
+    "register_scheme",
+    "AdaptiveResampling",
+    "AlwaysResample",
+    "NeverResample",
+    "EveryStep",
+    "AtBlockEnd",
+    "EveryKSteps",
+    "Canvas",
+    "ParticleState",
+    "Denoiser",
+    "ToyDenoiser",
+    "random_joint",
+    "Potential",
+    "TrajectoryConfidence",
+    "UnmaskingKernel",
+    "Categorical",
+    "Greedy",
+    "GumbelMax",
+    "Confidence",
+    "TopK",
+    "RandomK",
+    "EvenSplit",
+    "FixedCounts",
+    "SMCDiffError",
+    "ConfigError",
+    "ModelOutputError",
+    "AllParticlesDeadError",
+    "UndefinedWeightError",
+]

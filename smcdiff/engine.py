@@ -1,0 +1,419 @@
+"""The SMC engine: a functional ``init`` / ``step`` core and a ``run`` loop.
+
+Model
+-----
+B prompts, N particles each, all advanced as one batch. At every step each
+particle of an active prompt moves with the proposal ``q`` and its log weight is
+incremented by
+
+    log G_t                             (the potentials)
+    + log K_t(choice) - log q_t(choice) (only if q is not the model kernel K).
+
+After reweighting, the resampling policy may resample a prompt; its weights are
+then reset to zero (uniform). The running estimate of the normalising constant is
+
+    log Z_hat = sum_{resampling events r} log mean_i w_i^(r)  +  log mean_i w_i^(now),
+
+the standard estimator under adaptive resampling: ``E[Z_hat] = Z`` for every
+N, resampling scheme and policy (checked numerically in
+:mod:`smcdiff.theory_checks`). ``Z`` is the mass of the unnormalised target
+``gamma(x_{0:T}) = prod_t K_t * prod_t G_t``.
+
+Randomness
+----------
+Prompt ``b`` uses only its own ``torch.Generator``; an integer ``seed`` gives row
+``b`` the seed ``SeedSequence(seed, spawn_key=(b,))``, so a prompt run inside a
+batch of B gives the same result as that prompt run alone with ``seed=[row
+seed]`` (see :func:`row_seeds`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import AllParticlesDeadError, ConfigError
+from .models.base import validate_denoiser
+from .policies import AdaptiveResampling, CheckEvent, ResamplingPolicy
+from .potentials.base import Potential, total_log_potential
+from .proposals.base import Proposal, ProposalStep
+from .resampling import resample
+from .results import Genealogy, SMCResult, StepRecord
+from .state import Canvas, ParticleState
+from .weights import Weights
+
+__all__ = ["SMC", "SMCState", "row_seeds", "make_generators", "prepare_prompts"]
+
+
+def row_seeds(seed: int, batch_size: int) -> list[int]:
+    """Per-prompt seeds derived from one integer: row ``b`` gets ``SeedSequence(seed, spawn_key=(b,))``.
+
+    The seed of row ``b`` does not depend on ``batch_size``.
+    """
+    return [
+        int(np.random.SeedSequence(int(seed), spawn_key=(b,)).generate_state(1, np.uint64)[0] >> 1)
+        for b in range(batch_size)
+    ]
+
+
+def make_generators(
+    seed: int | Sequence[int] | Sequence[torch.Generator], batch_size: int, device: torch.device | str
+) -> list[torch.Generator]:
+    """One generator per prompt from an int (see :func:`row_seeds`), a list of ints, or generators."""
+    if isinstance(seed, (int, np.integer)):
+        seeds: Sequence = row_seeds(int(seed), batch_size)
+    else:
+        seeds = list(seed)
+        if len(seeds) != batch_size:
+            raise ConfigError(f"got {len(seeds)} seeds/generators for {batch_size} prompts; give one per prompt")
+    gens = []
+    for s in seeds:
+        if isinstance(s, torch.Generator):
+            gens.append(s)
+        else:
+            g = torch.Generator(device=device)
+            g.manual_seed(int(s))
+            gens.append(g)
+    return gens
+
+
+def prepare_prompts(
+    prompts: Tensor | Sequence[Sequence[int]] | None,
+    batch_size: int | None,
+    pad_id: int | None,
+    mask_id: int,
+    device: torch.device | str,
+) -> tuple[Tensor, Tensor | None]:
+    """Left-pad prompts to ``[B, P]``; return ``(tokens, attention_mask or None)``."""
+    if prompts is None:
+        if batch_size is None or batch_size < 1:
+            raise ConfigError("without prompts, give batch_size >= 1")
+        return torch.zeros(batch_size, 0, dtype=torch.long, device=device), None
+    if isinstance(prompts, Tensor):
+        if prompts.dim() == 1:
+            raise ConfigError(
+                f"prompts must be a [B, P] tensor (or a list of token lists); got a 1-D tensor of shape "
+                f"{tuple(prompts.shape)}; use prompts[None] for a single prompt"
+            )
+        if prompts.dim() != 2:
+            raise ConfigError(f"prompts must have shape [B, P]; got {tuple(prompts.shape)}")
+        if prompts.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise ConfigError(f"prompts must hold integer token ids; got dtype {prompts.dtype}")
+        toks = prompts.to(device=device, dtype=torch.long)
+        am = None
+    else:
+        rows = [list(map(int, p)) for p in prompts]
+        if not rows:
+            raise ConfigError("prompts is empty; give at least one prompt")
+        p = max(len(r) for r in rows)
+        if any(len(r) != p for r in rows):
+            if pad_id is None:
+                raise ConfigError(
+                    "prompts have different lengths and the model declares no pad_id; pad them yourself or "
+                    "use a model adapter with a pad token"
+                )
+            if int(pad_id) == int(mask_id):
+                raise ConfigError(f"pad_id ({pad_id}) must differ from mask_id ({mask_id})")
+        toks = torch.full((len(rows), p), int(pad_id) if pad_id is not None else 0, dtype=torch.long)
+        amask = torch.zeros(len(rows), p, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            if r:
+                toks[i, p - len(r) :] = torch.tensor(r, dtype=torch.long)
+                amask[i, p - len(r) :] = True
+        toks = toks.to(device)
+        am = amask.to(device) if not bool(amask.all()) else None
+    if batch_size is not None and batch_size != toks.shape[0]:
+        raise ConfigError(f"batch_size={batch_size} but {toks.shape[0]} prompts were given")
+    return toks, am
+
+
+@dataclass(frozen=True)
+class SMCState:
+    """The state of an SMC run between steps.
+
+    Attributes:
+        particles: the :class:`~smcdiff.state.ParticleState` ``[B, N, L]``.
+        weights: current log weights ``[B, N]`` (reset to 0 at each resampling).
+        log_Z_resampled: ``[B]``, sum of ``log mean w`` at past resampling events.
+        generators: one ``torch.Generator`` per prompt (advanced by :meth:`SMC.step`).
+        t: number of engine steps taken.
+        dead: ``[B]`` prompts flagged as all-dead (``on_all_dead="flag"``).
+    """
+
+    particles: ParticleState
+    weights: Weights
+    log_Z_resampled: Tensor
+    generators: tuple
+    t: int
+    dead: Tensor
+
+    @property
+    def log_Z(self) -> Tensor:
+        """Current estimate ``log Z_hat`` per prompt ``[B]``."""
+        lz = self.log_Z_resampled + self.weights.log_mean
+        return torch.where(self.dead, torch.full_like(lz, float("-inf")), lz)
+
+    @property
+    def done(self) -> bool:
+        return bool(self.particles.done.all())
+
+
+class SMC:
+    """Sequential Monte Carlo over unmasking trajectories.
+
+    Args:
+        proposal: how particles move, e.g. an :class:`~smcdiff.proposals.UnmaskingKernel`.
+        potentials: potentials ``G_t`` multiplied into the weights (default none).
+        n_particles: ``N >= 1`` particles per prompt.
+        resampling: a policy from :mod:`smcdiff.policies` (default
+            ``AdaptiveResampling(kappa=0.5, scheme="systematic", when="every_step")``).
+        max_rows: split each forward pass into chunks of at most this many rows.
+        on_all_dead: ``"raise"`` (default) raises :class:`AllParticlesDeadError` when
+            every particle of a prompt has weight zero; ``"flag"`` stops that prompt,
+            sets its ``log_Z`` to ``-inf`` and marks it in ``result.dead``.
+
+    Example:
+        >>> kernel = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(steps=8), block_length=4)
+        >>> smc = SMC(kernel, [TrajectoryConfidence()], n_particles=8)
+        >>> result = smc.run(model, prompts, gen_length=8, seed=0)
+        >>> result.log_Z, result.sequences.shape   # [B], [B, 8, L]
+    """
+
+    def __init__(
+        self,
+        proposal: Proposal,
+        potentials: Sequence[Potential] | Potential = (),
+        n_particles: int = 1,
+        resampling: ResamplingPolicy | None = None,
+        max_rows: int | None = None,
+        on_all_dead: Literal["raise", "flag"] = "raise",
+    ) -> None:
+        if not isinstance(proposal, Proposal):
+            raise ConfigError(f"proposal must be a smcdiff Proposal; got {type(proposal).__name__}")
+        if isinstance(potentials, Potential):
+            potentials = [potentials]
+        potentials = list(potentials)
+        for p in potentials:
+            if not isinstance(p, Potential):
+                raise ConfigError(f"potentials must be smcdiff Potential objects; got {type(p).__name__}")
+        if isinstance(n_particles, bool) or not isinstance(n_particles, (int, np.integer)) or int(n_particles) < 1:
+            raise ConfigError(f"n_particles must be an integer >= 1; got {n_particles!r}")
+        if max_rows is not None and int(max_rows) < 1:
+            raise ConfigError(f"max_rows must be >= 1 or None; got {max_rows}")
+        if on_all_dead not in ("raise", "flag"):
+            raise ConfigError(f"on_all_dead must be 'raise' or 'flag'; got {on_all_dead!r}")
+        self.proposal = proposal
+        self.potentials = potentials
+        self.n_particles = int(n_particles)
+        self.resampling = resampling if resampling is not None else AdaptiveResampling()
+        if not hasattr(self.resampling, "decide"):
+            raise ConfigError(f"resampling must be a policy from smcdiff.policies; got {self.resampling!r}")
+        self.max_rows = None if max_rows is None else int(max_rows)
+        self.on_all_dead = on_all_dead
+
+    # ------------------------------------------------------------------ init
+    def init(
+        self,
+        model,
+        prompts: Tensor | Sequence[Sequence[int]] | None,
+        gen_length: int,
+        seed: int | Sequence[int] | Sequence[torch.Generator] = 0,
+        *,
+        batch_size: int | None = None,
+    ) -> SMCState:
+        """Build the initial state: N copies of each prompt followed by ``gen_length`` masks.
+
+        Args:
+            model: a :class:`~smcdiff.models.Denoiser`.
+            prompts: ``[B, P]`` token ids, a list of B token lists (left-padded with the
+                model's ``pad_id``), or None with ``batch_size`` for unconditional runs.
+            gen_length: ``G``, the number of positions to generate.
+            seed: an int (per-prompt seeds via :func:`row_seeds`), B ints, or B generators.
+        """
+        validate_denoiser(model)
+        device = getattr(model, "device", torch.device("cpu"))
+        mask_id = int(model.mask_id)
+        toks, am = prepare_prompts(prompts, batch_size, getattr(model, "pad_id", None), mask_id, device)
+        b, p = toks.shape
+        if b < 1:
+            raise ConfigError("need at least one prompt")
+        if (toks == mask_id).any() and (am is None or ((toks == mask_id) & am).any()):
+            raise ConfigError(
+                f"a prompt contains the mask id {mask_id}; prompts must be fully observed (check the model's "
+                f"mask_id and the tokenizer)"
+            )
+        upper = max(int(model.vocab_size), mask_id + 1)
+        if (toks < 0).any() or (toks >= upper).any():
+            raise ConfigError(f"prompt token ids must lie in [0, {upper}); got values outside that range")
+        if isinstance(gen_length, bool) or int(gen_length) < 1:
+            raise ConfigError(f"gen_length must be >= 1; got {gen_length}")
+        block_length = (
+            self.proposal.canvas_block_length(int(gen_length))
+            if hasattr(self.proposal, "canvas_block_length")
+            else int(gen_length)
+        )
+        canvas = Canvas(prompt_length=p, gen_length=int(gen_length), block_length=int(block_length), mask_id=mask_id)
+        self.proposal.setup(canvas)
+        n = self.n_particles
+        tokens = torch.full((b, n, canvas.length), mask_id, dtype=torch.long, device=device)
+        tokens[:, :, :p] = toks[:, None, :]
+        particles = ParticleState(
+            tokens=tokens,
+            committed_logp=torch.zeros(b, n, canvas.length, dtype=torch.float64, device=device),
+            commit_step=torch.full((b, n, canvas.length), -1, dtype=torch.long, device=device),
+            block=torch.zeros(b, dtype=torch.long, device=device),
+            block_step=torch.zeros(b, dtype=torch.long, device=device),
+            steps=torch.zeros(b, dtype=torch.long, device=device),
+            done=torch.zeros(b, dtype=torch.bool, device=device),
+            canvas=canvas,
+            attention_mask=None if am is None else torch.cat(
+                [am, torch.ones(b, canvas.gen_length, dtype=torch.bool, device=device)], dim=1
+            ),
+        )
+        if hasattr(self.proposal, "init_state"):
+            particles = self.proposal.init_state(particles, model)
+        for pot in self.potentials:
+            if hasattr(pot, "init_state"):
+                particles = pot.init_state(particles)
+        gens = make_generators(seed, b, device)
+        return SMCState(
+            particles=particles,
+            weights=Weights.uniform(b, n, device=device),
+            log_Z_resampled=torch.zeros(b, dtype=torch.float64, device=device),
+            generators=tuple(gens),
+            t=0,
+            dead=torch.zeros(b, dtype=torch.bool, device=device),
+        )
+
+    # ------------------------------------------------------------------ step
+    def reweight(self, prev: ParticleState, ps: ProposalStep) -> Tensor:
+        """The log-weight increment ``[B, N]`` of a proposal step (0 on inactive prompts)."""
+        inc = total_log_potential(self.potentials, prev, ps)
+        if ps.log_k is not None:
+            corr = ps.log_k - ps.log_q
+            corr = torch.where(torch.isneginf(ps.log_k), float("-inf"), corr)
+            inc = torch.where(torch.isneginf(inc) | torch.isneginf(corr), float("-inf"), inc + corr)
+        active = ps.active[:, None].expand_as(inc)
+        return torch.where(active, inc, torch.zeros_like(inc))
+
+    @torch.no_grad()
+    def step(self, model, state: SMCState) -> tuple[SMCState, StepRecord]:
+        """One SMC step: propose, reweight, and resample where the policy says so.
+
+        Returns the new state and a :class:`~smcdiff.results.StepRecord`. The input
+        state is not modified (its generators are advanced).
+        """
+        prev = state.particles
+        ps = self.proposal.propose(prev, model, state.generators, max_rows=self.max_rows)
+        inc = self.reweight(prev, ps)
+        active = ps.active & ~state.dead
+        old_log_Z = state.log_Z
+        w = state.weights.add(inc)
+        newly_dead = w.dead & ~state.dead
+        dead = state.dead
+        particles = ps.state
+        if bool(newly_dead.any()):
+            rows = torch.nonzero(newly_dead).flatten().tolist()
+            if self.on_all_dead == "raise":
+                raise AllParticlesDeadError(rows, f"after step {state.t + 1}")
+            dead = dead | newly_dead
+            particles = replace(particles, done=particles.done | newly_dead)
+        event = CheckEvent(
+            steps=particles.steps, block_end=ps.block_end, finished=ps.finished, active=active & ~dead
+        )
+        ess_before = w.ess
+        do = self.resampling.decide(w, event) & ~dead
+        b, n = w.shape
+        ancestors = torch.arange(n, device=w.log_w.device).expand(b, n).clone()
+        log_Z_res = state.log_Z_resampled
+        if bool(do.any()):
+            rows = torch.nonzero(do).flatten()
+            W = w.normalized(allow_dead=True)[rows]
+            anc = resample(W, [state.generators[int(r)] for r in rows], self.resampling.scheme)
+            ancestors[rows] = anc
+            particles = particles.gather(ancestors)
+            log_Z_res = torch.where(do, log_Z_res + w.log_mean, log_Z_res)
+            w = w.reset(do)
+        new_state = SMCState(
+            particles=particles,
+            weights=w,
+            log_Z_resampled=log_Z_res,
+            generators=state.generators,
+            t=state.t + 1,
+            dead=dead,
+        )
+        new_log_Z = new_state.log_Z
+        both_inf = torch.isneginf(new_log_Z) & torch.isneginf(old_log_Z)
+        record = StepRecord(
+            step=state.t + 1,
+            active=ps.active,
+            log_weight_increment=inc,
+            ess_before=ess_before,
+            ess_after=w.ess,
+            resampled=do,
+            ancestors=ancestors,
+            log_Z_increment=torch.where(both_inf, torch.zeros_like(new_log_Z), new_log_Z - old_log_Z),
+            block_end=ps.block_end,
+            nfe=ps.nfe,
+        )
+        return new_state, record
+
+    # ------------------------------------------------------------------ run
+    def max_steps(self, canvas: Canvas) -> int:
+        return canvas.num_blocks * (self.proposal.max_block_steps(canvas) + 1) + 1
+
+    @torch.no_grad()
+    def run(
+        self,
+        model,
+        prompts: Tensor | Sequence[Sequence[int]] | None,
+        gen_length: int,
+        seed: int | Sequence[int] | Sequence[torch.Generator] = 0,
+        *,
+        batch_size: int | None = None,
+    ) -> SMCResult:
+        """Run to completion and return an :class:`~smcdiff.results.SMCResult`.
+
+        See :meth:`init` for the arguments.
+        """
+        state = self.init(model, prompts, gen_length, seed, batch_size=batch_size)
+        records: list[StepRecord] = []
+        limit = self.max_steps(state.particles.canvas)
+        while not state.done:
+            if state.t >= limit:
+                raise ConfigError(f"the sampler did not finish within {limit} steps")
+            state, rec = self.step(model, state)
+            records.append(rec)
+        return self.result(state, records)
+
+    def result(self, state: SMCState, records: Sequence[StepRecord]) -> SMCResult:
+        """Assemble an :class:`~smcdiff.results.SMCResult` from a final state and its records."""
+        p = state.particles
+        b, n = state.weights.shape
+        anc = (
+            torch.stack([r.ancestors for r in records])
+            if records
+            else torch.zeros(0, b, n, dtype=torch.long, device=p.device)
+        )
+        nfe = (
+            torch.stack([r.nfe for r in records]).sum(dim=0)
+            if records
+            else torch.zeros(b, dtype=torch.long, device=p.device)
+        )
+        return SMCResult(
+            sequences=p.tokens,
+            weights=state.weights,
+            log_Z=state.log_Z,
+            records=list(records),
+            genealogy=Genealogy(anc),
+            prompt_length=p.canvas.prompt_length,
+            committed_logp=p.committed_logp,
+            commit_step=p.commit_step,
+            nfe=nfe,
+            dead=state.dead,
+            extras=dict(p.extras),
+        )

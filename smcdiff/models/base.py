@@ -1,0 +1,90 @@
+"""The denoiser protocol every model adapter implements.
+
+A denoiser maps partly masked token rows ``[R, L]`` to logits ``[R, L, V]``
+where ``logits[r, i]`` is the model's distribution of the clean token at
+position ``i`` (any logit shift, as in Dream, is already undone by the adapter).
+Samplers only ever talk to this protocol; model quirks (mask id, EOS ids,
+shifts, padding conventions) live in the adapters under :mod:`smcdiff.models`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError, ModelOutputError
+
+__all__ = ["Denoiser", "validate_denoiser", "call_denoiser"]
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    """Protocol for masked-diffusion denoisers.
+
+    Attributes:
+        mask_id: id of the mask token in ``tokens``.
+        vocab_size: ``V``, the width of the returned logits.
+        eos_ids: ids treated as end-of-sequence (possibly empty).
+        device: device of the returned logits.
+    """
+
+    mask_id: int
+    vocab_size: int
+    eos_ids: Sequence[int]
+
+    @property
+    def device(self) -> torch.device:  # pragma: no cover - protocol
+        ...
+
+    def logits(self, tokens: Tensor, attention_mask: Tensor | None = None) -> Tensor:  # pragma: no cover
+        """``tokens [R, L]`` (long) -> ``logits [R, L, V]`` (float)."""
+        ...
+
+
+def validate_denoiser(model: object) -> None:
+    """Raise :class:`ConfigError` if ``model`` does not look like a :class:`Denoiser`."""
+    for attr in ("mask_id", "vocab_size", "logits"):
+        if not hasattr(model, attr):
+            raise ConfigError(
+                f"the model must implement the Denoiser protocol (mask_id, vocab_size, eos_ids, device, "
+                f"logits(tokens, attention_mask)); {type(model).__name__} has no {attr!r}. Wrap a plain "
+                f"function with smcdiff.models.CallableDenoiser."
+            )
+    if int(model.vocab_size) < 1:
+        raise ConfigError(f"model vocab_size must be >= 1; got {model.vocab_size}")
+    mid = int(model.mask_id)
+    if mid < 0:
+        raise ConfigError(f"model mask_id must be a non-negative token id; got {mid}")
+
+
+def call_denoiser(
+    model: Denoiser, tokens: Tensor, attention_mask: Tensor | None = None, max_rows: int | None = None
+) -> Tensor:
+    """Call ``model.logits`` on ``tokens [R, L]``, in chunks of at most ``max_rows`` rows.
+
+    Checks the output shape. Chunking only splits the batch; for a model whose
+    rows are computed independently the result is bit-identical to one call.
+    """
+    r, l = tokens.shape
+    if max_rows is None or max_rows >= r:
+        out = model.logits(tokens, attention_mask)
+    else:
+        if max_rows < 1:
+            raise ConfigError(f"max_rows must be >= 1; got {max_rows}")
+        parts = []
+        for s in range(0, r, max_rows):
+            am = attention_mask[s : s + max_rows] if attention_mask is not None else None
+            parts.append(model.logits(tokens[s : s + max_rows], am))
+        out = torch.cat(parts, dim=0)
+    if out.dim() != 3 or out.shape[0] != r or out.shape[1] != l:
+        raise ModelOutputError(
+            f"the model returned logits of shape {tuple(out.shape)}; expected [rows={r}, length={l}, vocab]"
+        )
+    if out.shape[2] != int(model.vocab_size):
+        raise ModelOutputError(
+            f"the model returned logits with {out.shape[2]} entries per position but declares "
+            f"vocab_size={model.vocab_size}"
+        )
+    return out

@@ -1,0 +1,142 @@
+"""The proposal protocol and the records a proposal step returns.
+
+A proposal moves every particle from ``x_t`` to ``x_{t-1}`` and reports the
+log-probability of the random choices it made, ``log q``. When the proposal is
+not the model's own unmasking kernel it also reports the log-probability of the
+*same* choices under that kernel, ``log K``, so that the engine can weight by
+``log K - log q`` (see :mod:`smcdiff.engine`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from ..state import Canvas, ParticleState
+
+__all__ = ["Choice", "ProposalStep", "Proposal", "RowRNG"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The random choices of one unmasking step, relative to each row's current block.
+
+    Attributes:
+        candidates: ``[B, N, Lb]`` long, the candidate clean token drawn at each
+            position of the current block (meaningful only where eligible).
+        commit: ``[B, N, Lb]`` bool, the positions committed this step.
+        extra: other random choices a proposal makes (named tensors ``[B, N, ...]``).
+    """
+
+    candidates: Tensor
+    commit: Tensor
+    extra: Mapping[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProposalStep:
+    """What one proposal step did, for every prompt and particle.
+
+    Attributes:
+        state: the new particle state.
+        log_q: ``[B, N]`` float64, log-probability of the choices under the proposal
+            (0 for rows that did not step).
+        log_k: ``[B, N]`` float64 log-probability of the same choices under the
+            model's kernel, or None when the proposal *is* that kernel.
+        choice: the choices made (block-relative, see :class:`Choice`).
+        eligible: ``[B, N, Lb]`` bool, masked positions of the current block.
+        block_positions: ``[B, Lb]`` absolute positions of each row's current block.
+        committed: ``[B, N, L]`` bool, positions committed this step.
+        committed_logp: ``[B, N, L]`` float64, untempered model log-probability of each
+            token committed this step (0 elsewhere).
+        active: ``[B]`` bool, rows that took this step.
+        block_completed: ``[B, N]`` bool, particles whose current block became fully
+            unmasked in this step.
+        completed: ``[B, N]`` bool, particles that became fully unmasked in this step.
+        block_end: ``[B]`` bool, rows that moved to the next block after this step.
+        finished: ``[B]`` bool, rows that are fully generated after this step.
+        nfe: ``[B]`` long, denoiser forward passes spent on each row in this step.
+        aux: further named tensors, e.g. ``"logp_proposal"`` ``[B, N, Lb]`` or
+            ``"score"`` ``[B, N, Lb]``.
+    """
+
+    state: ParticleState
+    log_q: Tensor
+    log_k: Tensor | None
+    choice: Choice
+    eligible: Tensor
+    block_positions: Tensor
+    committed: Tensor
+    committed_logp: Tensor
+    active: Tensor
+    block_completed: Tensor
+    completed: Tensor
+    block_end: Tensor
+    finished: Tensor
+    nfe: Tensor
+    aux: Mapping[str, Tensor] = field(default_factory=dict)
+
+
+class RowRNG:
+    """Per-prompt random numbers: row ``b`` draws only from ``generators[b]``.
+
+    Draws for the active rows are stacked to ``[B_active * N, ...]`` in the
+    flattened (prompt, particle) order used by the kernels. Because each prompt
+    draws a fixed shape from its own generator, a prompt's randomness does not
+    depend on which other prompts share the batch.
+    """
+
+    def __init__(self, generators: Sequence[torch.Generator], rows: Sequence[int], n_particles: int, device: torch.device) -> None:
+        self.generators = [generators[r] for r in rows]
+        self.n = int(n_particles)
+        self.device = device
+
+    def uniform(self, *shape: int) -> Tensor:
+        """U(0,1) float64 draws of shape ``[B_active * N, *shape]``."""
+        size = (self.n,) + tuple(shape)
+        if not self.generators:
+            return torch.zeros((0,) + tuple(shape), dtype=torch.float64, device=self.device)
+        parts = [torch.rand(size, generator=g, dtype=torch.float64, device=self.device) for g in self.generators]
+        return torch.cat(parts, dim=0)
+
+
+class Proposal(ABC):
+    """Base class of proposals over unmasking trajectories.
+
+    Subclasses implement :meth:`propose` (draw the choices and report their
+    log-probabilities) and :meth:`evaluate` (report the log-probabilities and the
+    resulting state for *given* choices, used by exact enumeration). Both must go
+    through the same computation so that a drawn choice and the same choice
+    evaluated later get identical numbers.
+    """
+
+    #: True when the proposal is the model's own kernel (then ``log_k`` is None).
+    is_model_kernel: bool = True
+
+    def setup(self, canvas: Canvas) -> None:
+        """Validate the proposal against the canvas; called once by ``SMC.init``."""
+
+    @abstractmethod
+    def propose(
+        self,
+        state: ParticleState,
+        model,
+        generators: Sequence[torch.Generator],
+        *,
+        max_rows: int | None = None,
+    ) -> ProposalStep:
+        """Draw one step for every active prompt and particle."""
+
+    @abstractmethod
+    def evaluate(
+        self, state: ParticleState, model, choice: Choice, *, max_rows: int | None = None
+    ) -> ProposalStep:
+        """Apply the given choices and report their log-probabilities (``-inf`` if impossible)."""
+
+    def max_block_steps(self, canvas: Canvas) -> int:
+        """An upper bound on the steps one block can take (guards against a selector that stalls)."""
+        return 4 * canvas.block_length + 16

@@ -1,0 +1,192 @@
+"""Records and results returned by the SMC engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .errors import ConfigError
+from .weights import Weights
+
+__all__ = ["StepRecord", "Genealogy", "SMCResult"]
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one engine step did (tensors per prompt ``[B]`` or per particle ``[B, N]``).
+
+    Attributes:
+        step: 1-based index of the engine step.
+        active: ``[B]`` prompts that moved in this step.
+        log_weight_increment: ``[B, N]`` float64, ``log G_t (+ log K - log q)`` added to
+            each particle's log weight.
+        ess_before: ``[B]`` ESS after reweighting, before any resampling.
+        ess_after: ``[B]`` ESS after the resampling decision (``N`` where resampled).
+        resampled: ``[B]`` bool.
+        ancestors: ``[B, N]`` long; particle ``i`` after this step descends from
+            particle ``ancestors[b, i]`` of the proposal's output (identity where no
+            resampling happened).
+        log_Z_increment: ``[B]`` change of the running estimate ``log Z_hat`` in this step.
+        block_end: ``[B]`` prompts whose particles all finished a block in this step.
+        nfe: ``[B]`` denoiser forward passes spent on each prompt in this step.
+    """
+
+    step: int
+    active: Tensor
+    log_weight_increment: Tensor
+    ess_before: Tensor
+    ess_after: Tensor
+    resampled: Tensor
+    ancestors: Tensor
+    log_Z_increment: Tensor
+    block_end: Tensor
+    nfe: Tensor
+
+
+@dataclass(frozen=True)
+class Genealogy:
+    """Ancestor indices of every step, ``ancestors [T, B, N]``.
+
+    ``ancestors[t, b, i]`` is the index, among the particles proposed at step
+    ``t`` (0-based), of the parent of particle ``i`` after step ``t``.
+    """
+
+    ancestors: Tensor
+
+    @property
+    def n_steps(self) -> int:
+        return self.ancestors.shape[0]
+
+    def lineage(self) -> Tensor:
+        """``[T + 1, B, N]``: index at each step of the ancestor of every final particle.
+
+        Row ``T`` is the identity; row ``t`` gives, for each final particle, the
+        index of its ancestor among the particles alive just before step ``t``.
+        """
+        t, b, n = self.ancestors.shape
+        out = torch.empty(t + 1, b, n, dtype=torch.long, device=self.ancestors.device)
+        cur = torch.arange(n, device=self.ancestors.device).expand(b, n).clone()
+        out[t] = cur
+        for s in range(t - 1, -1, -1):
+            cur = self.ancestors[s].gather(1, cur)
+            out[s] = cur
+        return out
+
+    def n_unique_ancestors(self) -> Tensor:
+        """``[T + 1, B]``: number of distinct ancestors of the final population at each step."""
+        lin = self.lineage()
+        t1, b, n = lin.shape
+        onehot = torch.zeros(t1, b, n, dtype=torch.bool, device=lin.device)
+        onehot.scatter_(2, lin, True)
+        return onehot.sum(dim=2)
+
+
+@dataclass(frozen=True)
+class SMCResult:
+    """The outcome of an SMC run over B prompts x N particles.
+
+    Attributes:
+        sequences: ``[B, N, L]`` final token ids (prompt, padding and generation).
+        weights: final :class:`~smcdiff.weights.Weights` ``[B, N]``.
+        log_Z: ``[B]`` float64, the SMC estimate ``log Z_hat`` of the log normalising
+            constant of the target; ``Z_hat`` (not ``log Z_hat``) is unbiased.
+        records: one :class:`StepRecord` per engine step.
+        genealogy: ancestors of every step.
+        prompt_length: ``P``; the generation is ``sequences[..., P:]``.
+        committed_logp: ``[B, N, L]`` model log-probability of each token at its commit step.
+        commit_step: ``[B, N, L]`` step at which each position was committed (-1: prompt).
+        nfe: ``[B]`` denoiser forward passes per prompt.
+        dead: ``[B]`` prompts whose particles all reached weight zero (only with
+            ``on_all_dead="flag"``); their ``log_Z`` is ``-inf``.
+        extras: per-particle extras of the final state.
+    """
+
+    sequences: Tensor
+    weights: Weights
+    log_Z: Tensor
+    records: Sequence[StepRecord]
+    genealogy: Genealogy
+    prompt_length: int
+    committed_logp: Tensor
+    commit_step: Tensor
+    nfe: Tensor
+    dead: Tensor
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def log_weights(self) -> Tensor:
+        """Final unnormalised log weights ``[B, N]``."""
+        return self.weights.log_w
+
+    @property
+    def normalized_weights(self) -> Tensor:
+        """Final normalised weights ``[B, N]`` (zeros for dead prompts)."""
+        return self.weights.normalized(allow_dead=True)
+
+    @property
+    def generated(self) -> Tensor:
+        """The generated span ``[B, N, G]``."""
+        return self.sequences[..., self.prompt_length :]
+
+    @property
+    def ess(self) -> Tensor:
+        """Final ESS ``[B]``."""
+        return self.weights.ess
+
+    @property
+    def ess_trace(self) -> Tensor:
+        """ESS after reweighting at every step, ``[T, B]``."""
+        if not self.records:
+            return torch.zeros(0, self.sequences.shape[0], dtype=torch.float64)
+        return torch.stack([r.ess_before for r in self.records])
+
+    @property
+    def resampled(self) -> Tensor:
+        """Bool ``[T, B]``: where resampling happened."""
+        if not self.records:
+            return torch.zeros(0, self.sequences.shape[0], dtype=torch.bool)
+        return torch.stack([r.resampled for r in self.records])
+
+    @property
+    def trajectory_log_confidence(self) -> Tensor:
+        """``[B, N]`` sum of the committed tokens' log-probabilities (SR-SMC's log C)."""
+        return self.committed_logp.sum(dim=-1)
+
+    def per_prompt(self, b: int) -> "SMCResult":
+        """The result restricted to prompt ``b`` (a batch of one)."""
+        if not 0 <= b < self.sequences.shape[0]:
+            raise ConfigError(f"prompt index {b} out of range for {self.sequences.shape[0]} prompts")
+        sl = slice(b, b + 1)
+        recs = [
+            StepRecord(
+                step=r.step,
+                active=r.active[sl],
+                log_weight_increment=r.log_weight_increment[sl],
+                ess_before=r.ess_before[sl],
+                ess_after=r.ess_after[sl],
+                resampled=r.resampled[sl],
+                ancestors=r.ancestors[sl],
+                log_Z_increment=r.log_Z_increment[sl],
+                block_end=r.block_end[sl],
+                nfe=r.nfe[sl],
+            )
+            for r in self.records
+            if bool(r.active[b])
+        ]
+        anc = torch.stack([r.ancestors for r in recs]) if recs else self.genealogy.ancestors[:0, sl]
+        return SMCResult(
+            sequences=self.sequences[sl],
+            weights=Weights(self.weights.log_w[sl]),
+            log_Z=self.log_Z[sl],
+            records=recs,
+            genealogy=Genealogy(anc),
+            prompt_length=self.prompt_length,
+            committed_logp=self.committed_logp[sl],
+            commit_step=self.commit_step[sl],
+            nfe=self.nfe[sl],
+            dead=self.dead[sl],
+            extras={k: v[sl] for k, v in self.extras.items()},
+        )

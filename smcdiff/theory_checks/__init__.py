@@ -1,0 +1,21 @@
+"""Numerical checks of the theory, importable by users for their own components.
+
+* exact enumeration of a proposal's paths on toy models (:func:`enumerate_paths`),
+  the exact normaliser (:func:`exact_log_Z`) and target law (:func:`exact_target`);
+* :func:`check_proper_weighting` (exact) and :func:`check_unbiasedness`
+  (statistical, ``E[Z_hat] / Z = 1`` within k standard errors).
+"""
+
+from .checks import ProperWeightingReport, UnbiasednessReport, check_proper_weighting, check_unbiasedness
+from .enumerate import PathEnumeration, enumerate_paths, exact_log_Z, exact_target
+
+__all__ = [
+    "PathEnumeration",
+    "enumerate_paths",
+    "exact_log_Z",
+    "exact_target",
+    "check_proper_weighting",
+    "ProperWeightingReport",
+    "check_unbiasedness",
+    "UnbiasednessReport",
+]

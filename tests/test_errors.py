@@ -1,0 +1,146 @@
+"""Every bad input raises an error that names the problem."""
+
+import pytest
+import torch
+
+from smcdiff import (
+    SMC,
+    AdaptiveResampling,
+    AlwaysResample,
+    Categorical,
+    ConfigError,
+    EvenSplit,
+    FixedCounts,
+    ModelOutputError,
+    ToyDenoiser,
+    TopK,
+    UnmaskingKernel,
+)
+
+
+@pytest.fixture
+def model():
+    return ToyDenoiser.random(3, 4, seed=0)
+
+
+def kern(**kw):
+    return UnmaskingKernel(Categorical(1.0), TopK(), kw.pop("schedule", EvenSplit(3)), **kw)
+
+
+def test_n_particles_must_be_positive():
+    with pytest.raises(ConfigError, match="n_particles must be an integer >= 1"):
+        SMC(kern(), n_particles=0)
+    with pytest.raises(ConfigError, match="n_particles"):
+        SMC(kern(), n_particles=2.5)
+
+
+@pytest.mark.parametrize("kappa", [0.0, -0.1, 1.5])
+def test_kappa_outside_unit_interval(kappa):
+    with pytest.raises(ConfigError, match=r"kappa must lie in \(0, 1\]"):
+        AdaptiveResampling(kappa)
+
+
+def test_unknown_resampling_name():
+    with pytest.raises(ConfigError, match="unknown resampling scheme 'best'"):
+        AdaptiveResampling(scheme="best")
+    with pytest.raises(ConfigError, match="unknown resampling scheme"):
+        AlwaysResample("nope")
+
+
+def test_unknown_timing():
+    with pytest.raises(ConfigError, match="unknown resampling timing 'sometimes'"):
+        AdaptiveResampling(when="sometimes")
+
+
+def test_negative_temperature():
+    with pytest.raises(ConfigError, match="temperature must be >= 0"):
+        Categorical(-1.0)
+
+
+def test_step_count_that_cannot_unmask_everything(model):
+    smc = SMC(kern(schedule=FixedCounts([1, 1])), n_particles=1)
+    with pytest.raises(ConfigError, match="could not unmask everything"):
+        smc.run(model, torch.tensor([[0]]), 3)
+
+
+def test_steps_not_multiple_of_blocks():
+    m = ToyDenoiser.random(2, 5, seed=0)
+    smc = SMC(kern(schedule=EvenSplit(3), block_length=2), n_particles=1)
+    with pytest.raises(ConfigError, match="multiple of the number of blocks"):
+        smc.run(m, torch.tensor([[0]]), 4)
+
+
+def test_block_length_must_divide_gen_length(model):
+    smc = SMC(kern(schedule=EvenSplit(3), block_length=2), n_particles=1)
+    with pytest.raises(ConfigError, match=r"block_length \(2\) must divide gen_length \(3\)"):
+        smc.run(model, torch.tensor([[0]]), 3)
+
+
+def test_prompt_shapes(model):
+    smc = SMC(kern(), n_particles=1)
+    with pytest.raises(ConfigError, match=r"\[B, P\] tensor"):
+        smc.run(model, torch.tensor([0]), 3)
+    with pytest.raises(ConfigError, match="integer token ids"):
+        smc.run(model, torch.tensor([[0.5]]), 3)
+    with pytest.raises(ConfigError, match="one per prompt"):
+        smc.run(model, torch.tensor([[0], [1]]), 3, seed=[1, 2, 3])
+
+
+def test_prompt_with_mask_id_or_out_of_range(model):
+    smc = SMC(kern(), n_particles=1)
+    with pytest.raises(ConfigError, match="contains the mask id 3"):
+        smc.run(model, torch.tensor([[3]]), 3)
+    with pytest.raises(ConfigError, match=r"must lie in \[0, 4\)"):
+        smc.run(model, torch.tensor([[7]]), 3)
+
+
+def test_joint_table_must_sum_to_one():
+    with pytest.raises(ConfigError, match="must sum to 1"):
+        ToyDenoiser(torch.ones(2, 2))
+
+
+class NaNModel:
+    mask_id = 3
+    vocab_size = 3
+    eos_ids = ()
+    device = torch.device("cpu")
+
+    def logits(self, tokens, attention_mask=None):
+        out = torch.zeros(tokens.shape[0], tokens.shape[1], 3)
+        out[0, -1, 1] = float("nan")
+        return out
+
+
+def test_nan_logits_are_reported():
+    smc = SMC(UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(2)), n_particles=2)
+    with pytest.raises(ModelOutputError, match=r"NaN .* prompt\(s\) \[0\]"):
+        smc.run(NaNModel(), torch.tensor([[0], [1]]), 2)
+
+
+class WrongShapeModel(NaNModel):
+    def logits(self, tokens, attention_mask=None):
+        return torch.zeros(tokens.shape[0], tokens.shape[1], 5)
+
+
+def test_wrong_logit_shape_is_reported():
+    smc = SMC(UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(2)), n_particles=1)
+    with pytest.raises(ModelOutputError, match="5 entries per position but declares vocab_size=3"):
+        smc.run(WrongShapeModel(), torch.tensor([[0]]), 2)
+
+
+def test_not_a_denoiser():
+    smc = SMC(kern(), n_particles=1)
+    with pytest.raises(ConfigError, match="Denoiser protocol"):
+        smc.run(object(), torch.tensor([[0]]), 3)
+
+
+def test_kernel_needs_schedule_and_right_types():
+    with pytest.raises(ConfigError, match="needs a schedule"):
+        UnmaskingKernel(Categorical(1.0), TopK())
+    with pytest.raises(ConfigError, match="selector must be a Selector"):
+        UnmaskingKernel(Categorical(1.0), "topk", EvenSplit(2))
+
+
+def test_unknown_config_keys_raise_type_error_naming_the_key():
+    with pytest.raises(TypeError, match="kapa"):
+        AdaptiveResampling(kapa=0.5)
