@@ -1,0 +1,82 @@
+"""Exact checks of the potential algebra and timing on a toy model.
+
+With random order, one commit per step and temperature 1 the kernel's law of the
+final sequence is the toy joint p(s | prompt) (checked in test_exact.py), so a
+potential that depends on the final sequence only gives the target p(s) * f(s).
+"""
+
+import math
+
+import pytest
+import torch
+
+from reference_impl import reference_gamma
+from smcdiff import Categorical, ConfigError, FixedCounts, Potential, RandomK, ToyDenoiser, TrajectoryConfidence, UnmaskingKernel
+from smcdiff.theory_checks import check_proper_weighting
+
+
+class SeqScore(Potential):
+    """log f(generated tokens) with f(s) = exp(c * sum(s)) (or of one block)."""
+
+    def __init__(self, c, block=None, block_length=None):
+        self.c, self.block, self.bl = c, block, block_length
+
+    def log_potential(self, prev, step):
+        gen = step.state.tokens[..., step.state.canvas.prompt_length :].to(torch.float64)
+        if self.block is None:
+            return self.c * gen.sum(-1)
+        # the block the particle completed in this step: the previous state's block
+        b = prev.block[:, None]
+        idx = torch.arange(gen.shape[-1])
+        in_blk = (idx[None, None, :] // self.bl) == b[..., None]
+        return self.c * torch.where(in_blk, gen, 0.0).sum(-1)
+
+
+MODEL = ToyDenoiser.random(3, 5, seed=21)
+PROMPT = [2]
+G = 4
+
+
+def kernel(block_length=None):
+    return UnmaskingKernel(Categorical(1.0), RandomK(), FixedCounts([1] * (block_length or G)), block_length=block_length)
+
+
+def joint_times(f):
+    return {s: p * f(s) for s, p in MODEL.target_given_prompt(PROMPT).items()}
+
+
+def test_final_only():
+    rep = check_proper_weighting(kernel(), MODEL, PROMPT, G, [SeqScore(0.3).final_only()],
+                                 target=joint_times(lambda s: math.exp(0.3 * sum(s))))
+    assert rep.passed, str(rep)
+
+
+def test_product_and_power_of_final_potentials():
+    pot = SeqScore(0.3).final_only() * (SeqScore(-0.2).final_only() ** 2.0)
+    rep = check_proper_weighting(kernel(), MODEL, PROMPT, G, [pot],
+                                 target=joint_times(lambda s: math.exp((0.3 - 0.4) * sum(s))))
+    assert rep.passed, str(rep)
+
+
+def test_at_block_end():
+    pot = SeqScore(0.5, block=True, block_length=2).at_block_end()
+    rep = check_proper_weighting(kernel(2), MODEL, PROMPT, G, [pot],
+                                 target=joint_times(lambda s: math.exp(0.5 * sum(s))))
+    assert rep.passed, str(rep)
+
+
+def test_product_of_confidences_is_power_two():
+    k = UnmaskingKernel(Categorical(1.0), RandomK(), FixedCounts([1] * 3))
+    m = ToyDenoiser.random(3, 3, seed=2)
+    gamma = reference_gamma(m.joint, [], 3, [1, 1, 1], None, "random", 1.0, True, beta=2.0)
+    rep = check_proper_weighting(k, m, [], 3, [TrajectoryConfidence() * TrajectoryConfidence()], target=gamma)
+    assert rep.passed, str(rep)
+
+
+def test_power_zero_is_one_and_negative_rejected():
+    k = UnmaskingKernel(Categorical(1.0), RandomK(), FixedCounts([1] * 3))
+    m = ToyDenoiser.random(3, 3, seed=2)
+    rep = check_proper_weighting(k, m, [], 3, [TrajectoryConfidence() ** 0.0])
+    assert rep.passed and rep.log_Z_proposal == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ConfigError, match="exponent"):
+        TrajectoryConfidence() ** -1.0
