@@ -175,6 +175,7 @@ class SMC:
         on_all_dead: ``"raise"`` (default) raises :class:`AllParticlesDeadError` when
             every particle of a prompt has weight zero; ``"flag"`` stops that prompt,
             sets its ``log_Z`` to ``-inf`` and marks it in ``result.dead``.
+        gen_length: default generation length for :meth:`init` / :meth:`run` (recipes set it).
 
     Example:
         >>> kernel = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(steps=8), block_length=4)
@@ -191,6 +192,7 @@ class SMC:
         resampling: ResamplingPolicy | None = None,
         max_rows: int | None = None,
         on_all_dead: Literal["raise", "flag"] = "raise",
+        gen_length: int | None = None,
     ) -> None:
         if not isinstance(proposal, Proposal):
             raise ConfigError(f"proposal must be a smcdiff Proposal; got {type(proposal).__name__}")
@@ -206,6 +208,8 @@ class SMC:
             raise ConfigError(f"max_rows must be >= 1 or None; got {max_rows}")
         if on_all_dead not in ("raise", "flag"):
             raise ConfigError(f"on_all_dead must be 'raise' or 'flag'; got {on_all_dead!r}")
+        if hasattr(proposal, "check_weighting"):
+            proposal.check_weighting()
         self.proposal = proposal
         self.potentials = potentials
         self.n_particles = int(n_particles)
@@ -214,13 +218,16 @@ class SMC:
             raise ConfigError(f"resampling must be a policy from smcdiff.policies; got {self.resampling!r}")
         self.max_rows = None if max_rows is None else int(max_rows)
         self.on_all_dead = on_all_dead
+        if gen_length is not None and (isinstance(gen_length, bool) or int(gen_length) < 1):
+            raise ConfigError(f"gen_length must be >= 1; got {gen_length}")
+        self.gen_length = None if gen_length is None else int(gen_length)
 
     # ------------------------------------------------------------------ init
     def init(
         self,
         model,
         prompts: Tensor | Sequence[Sequence[int]] | None,
-        gen_length: int,
+        gen_length: int | None = None,
         seed: int | Sequence[int] | Sequence[torch.Generator] = 0,
         *,
         batch_size: int | None = None,
@@ -235,6 +242,8 @@ class SMC:
             seed: an int (per-prompt seeds via :func:`row_seeds`), B ints, or B generators.
         """
         validate_denoiser(model)
+        if hasattr(self.proposal, "check_model"):
+            self.proposal.check_model(model)
         device = getattr(model, "device", torch.device("cpu"))
         mask_id = int(model.mask_id)
         toks, am = prepare_prompts(prompts, batch_size, getattr(model, "pad_id", None), mask_id, device)
@@ -249,6 +258,10 @@ class SMC:
         upper = max(int(model.vocab_size), mask_id + 1)
         if (toks < 0).any() or (toks >= upper).any():
             raise ConfigError(f"prompt token ids must lie in [0, {upper}); got values outside that range")
+        if gen_length is None:
+            gen_length = self.gen_length
+        if gen_length is None:
+            raise ConfigError("give gen_length (the number of positions to generate)")
         if isinstance(gen_length, bool) or int(gen_length) < 1:
             raise ConfigError(f"gen_length must be >= 1; got {gen_length}")
         block_length = (
@@ -371,7 +384,7 @@ class SMC:
         self,
         model,
         prompts: Tensor | Sequence[Sequence[int]] | None,
-        gen_length: int,
+        gen_length: int | None = None,
         seed: int | Sequence[int] | Sequence[torch.Generator] = 0,
         *,
         batch_size: int | None = None,

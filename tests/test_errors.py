@@ -144,3 +144,25 @@ def test_kernel_needs_schedule_and_right_types():
 def test_unknown_config_keys_raise_type_error_naming_the_key():
     with pytest.raises(TypeError, match="kapa"):
         AdaptiveResampling(kapa=0.5)
+
+
+def test_recipe_build_rejects_unknown_keys():
+    from smcdiff import recipes
+
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['temprature'\] for recipe 'llada'.*temperature"):
+        recipes.build("llada", temprature=1.0)
+    with pytest.raises(ConfigError, match="unknown recipe 'lada'"):
+        recipes.build("lada")
+    smc = recipes.build("fast_dllm", threshold=0.8, gen_length=32)
+    assert smc.gen_length == 32
+
+
+def test_prefix_cache_needs_a_caching_model(model):
+    smc = SMC(UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(3), cache="prefix"), n_particles=1)
+    with pytest.raises(ConfigError, match="cache='prefix' needs a model with prefill"):
+        smc.run(model, torch.tensor([[0]]), 3)
+
+
+def test_cache_and_cfg_together_rejected():
+    with pytest.raises(ConfigError, match="not supported together with classifier-free guidance"):
+        UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(3), cache="prefix", cfg_scale=1.0)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smcdiff import Categorical, ConfigError, EvenSplit, FixedCounts, Greedy, GumbelMax, RandomK, TopK
-from smcdiff.proposals import RowRNG, even_split_counts, top_k_mask
+from smcdiff.proposals import RowRNG, StepPlan, even_split_counts, top_k_mask
 from smcdiff.state import Canvas
 
 
@@ -101,7 +101,7 @@ def test_random_k_probabilities_sum_to_one(m, k):
     total = 0.0
     for sub in itertools.product([False, True], repeat=lb):
         c = torch.tensor([sub])
-        total += math.exp(RandomK().log_prob(torch.zeros(1, lb), elig, torch.tensor([k]), c).item())
+        total += math.exp(RandomK().log_prob(torch.zeros(1, lb), elig, StepPlan(torch.tensor([k])), c).item())
     assert total == pytest.approx(1.0, abs=1e-12)
 
 
@@ -109,7 +109,8 @@ def test_random_k_draws_are_uniform_subsets():
     # 4 eligible, k = 2: each of the 6 subsets within 5 SE of 1/6 over R draws.
     r = 6000
     elig = torch.ones(r, 4, dtype=torch.bool)
-    commit, lp = RandomK().draw(torch.zeros(r, 4), elig, torch.full((r,), 2), rng(3, n=r))
+    d = RandomK().draw(torch.zeros(r, 4), elig, StepPlan(torch.full((r,), 2)), rng(3, n=r))
+    commit, lp = d.commit, d.log_prob
     assert torch.all(commit.sum(1) == 2)
     assert torch.allclose(lp, torch.full((r,), -math.log(6), dtype=torch.float64))
     keys = (commit.long() * torch.tensor([1, 2, 4, 8])).sum(1)
@@ -121,7 +122,7 @@ def test_random_k_draws_are_uniform_subsets():
 def test_topk_log_prob_is_point_mass():
     s = torch.tensor([[0.2, 0.7, 0.4]])
     e = torch.ones(1, 3, dtype=torch.bool)
-    k = torch.tensor([1])
+    k = StepPlan(torch.tensor([1]))
     assert TopK().log_prob(s, e, k, torch.tensor([[False, True, False]])).item() == 0.0
     assert TopK().log_prob(s, e, k, torch.tensor([[True, False, False]])).item() == float("-inf")
 

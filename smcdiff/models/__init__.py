@@ -1,6 +1,22 @@
 """Denoisers: the protocol, exact toy models and adapters for real models."""
 
 from .base import Denoiser, call_denoiser, validate_denoiser
+from .cache import KVCache
+from .callable import CallableDenoiser
+from .hf import DreamDenoiser, HFDenoiser, LLaDADenoiser, MaskedLMDenoiser, positions_from_mask
 from .toy import ToyDenoiser, random_joint
 
-__all__ = ["Denoiser", "call_denoiser", "validate_denoiser", "ToyDenoiser", "random_joint"]
+__all__ = [
+    "Denoiser",
+    "call_denoiser",
+    "validate_denoiser",
+    "KVCache",
+    "CallableDenoiser",
+    "HFDenoiser",
+    "MaskedLMDenoiser",
+    "LLaDADenoiser",
+    "DreamDenoiser",
+    "positions_from_mask",
+    "ToyDenoiser",
+    "random_joint",
+]

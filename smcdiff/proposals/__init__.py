@@ -1,32 +1,67 @@
 """Proposals: the masked-diffusion unmasking kernel and its parts."""
 
 from .base import Choice, Proposal, ProposalStep, RowRNG
+from .cache import PrefixCacheStore
 from .kernel import KernelContext, UnmaskingKernel
-from .schedules import EvenSplit, FixedCounts, Schedule, even_split_counts
-from .scores import Confidence, Score
-from .selectors import RandomK, Selector, TopK, top_k_mask
-from .tokens import Categorical, Greedy, GumbelMax, TokenLogProbs, TokenSampler
+from .schedules import AdaptiveSteps, AlphaSchedule, DreamSchedule, EvenSplit, FixedCounts, Schedule, even_split_counts
+from .scores import Confidence, Margin, NegEntropy, Score, ScoreFn, UniformRandom
+from .selectors import (
+    Ancestral,
+    EntropyBound,
+    FactorRule,
+    PlackettLuce,
+    RandomK,
+    Selector,
+    SelectorDraw,
+    StepPlan,
+    Threshold,
+    TopK,
+    top_k_mask,
+)
+from .tokens import Categorical, Greedy, GumbelMax, TokenLogProbs, TokenSampler, truncate_logits
+from .transforms import LogitsFn, LogitTransform, SuppressEOS, SuppressTokens, TransformContext
 
 __all__ = [
     "Choice",
     "Proposal",
     "ProposalStep",
     "RowRNG",
+    "PrefixCacheStore",
     "UnmaskingKernel",
     "KernelContext",
     "Schedule",
     "EvenSplit",
     "FixedCounts",
+    "DreamSchedule",
+    "AlphaSchedule",
+    "AdaptiveSteps",
     "even_split_counts",
     "Score",
     "Confidence",
+    "Margin",
+    "NegEntropy",
+    "UniformRandom",
+    "ScoreFn",
     "Selector",
+    "SelectorDraw",
+    "StepPlan",
     "TopK",
     "RandomK",
+    "Threshold",
+    "FactorRule",
+    "EntropyBound",
+    "PlackettLuce",
+    "Ancestral",
     "top_k_mask",
     "TokenSampler",
     "TokenLogProbs",
     "Greedy",
     "Categorical",
     "GumbelMax",
+    "truncate_logits",
+    "LogitTransform",
+    "SuppressTokens",
+    "SuppressEOS",
+    "LogitsFn",
+    "TransformContext",
 ]

@@ -2,22 +2,32 @@
 
 One step of :class:`UnmaskingKernel` for every active prompt and particle:
 
-1. one denoiser forward pass on the ``[B * N, L]`` canvases; the logits of the
-   current block's positions are kept (``[R, Lb, V]``), the mask token's logit is
-   set to ``-inf`` (a mask is never committed);
-2. the **token sampler** draws a candidate token at every block position;
-3. the **score** ranks the eligible positions (masked, in the current block);
-4. the **schedule** says how many to commit (``k``);
-5. the **selector** picks the commit set; those positions take their candidates.
+1. one denoiser forward pass on the ``[B * N, L]`` canvases (optionally with
+   classifier-free guidance, or over the suffix only with a prefix cache); the
+   logits of the current block's positions are kept (``[R, Lb, V]``) and the
+   mask token's logit is set to ``-inf`` (a mask is never committed);
+2. sampling-stage **transforms** (e.g. EOS suppression) modify the logits;
+3. the **token sampler** draws a candidate token at every block position;
+4. score-stage transforms, then the **score**, rank the eligible positions
+   (masked, in the current block);
+5. the **schedule** gives the step plan (count ``k``, transfer probability ``p``);
+6. the **selector** picks the commit set; those positions take their candidates.
 
-The log-probability of the step's choices (all candidate tokens at eligible
-positions, then the commit set) is
+The log-probability of the step's choices is
 
-    log q = sum_{j eligible} log q_tok(x_j) + log q_sel(S | scores),
+    log q = sum_{j eligible} log q_tok(x_j) + log q_count(k) + log q_sel(S | scores).
 
-and is reported in :attr:`ProposalStep.log_q`. With the model's own sampler and
-selector this kernel *is* the model kernel ``K``, so ``log_k`` is None and the
-bootstrap weight is the product of the potentials alone.
+Which kernel defines the target
+-------------------------------
+With ``target="model"`` (default) the target kernel ``K`` is the same
+composition *without* the transforms marked ``in_target=False``. If there are
+none, the kernel is the model kernel (``log_k`` is None, bootstrap weights).
+Otherwise every choice is also scored under ``K`` and the engine adds
+``log K - log q``; this is properly weighted only when every choice ``K`` can make
+has positive probability under ``q`` — :meth:`UnmaskingKernel.check_weighting`
+refuses deterministic selection (or greedy tokens) that a proposal-only
+transform could change. ``target="proposal"`` takes the whole composition,
+transforms included, as the target (e.g. the RWS paper's sampler).
 """
 
 from __future__ import annotations
@@ -28,39 +38,51 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, ModelOutputError
+from ..errors import ConfigError, ModelOutputError, UndefinedWeightError
 from ..models.base import call_denoiser
+from ..models.cache import KVCache
 from ..state import Canvas, ParticleState
 from .base import Choice, Proposal, ProposalStep, RowRNG
-from .schedules import EvenSplit, Schedule
-from .scores import Confidence, Score
-from .selectors import Selector, TopK
+from .cache import CacheSegment, PrefixCacheStore
+from .schedules import Schedule
+from .scores import Confidence, Score, UniformRandom
+from .selectors import RandomK, Selector, StepPlan, TopK
 from .tokens import Categorical, TokenLogProbs, TokenSampler
+from .transforms import LogitTransform, TransformContext, apply_transforms
 
 __all__ = ["UnmaskingKernel", "KernelContext"]
+
+NEG_INF = float("-inf")
 
 
 @dataclass
 class KernelContext:
-    """Per-step quantities shared by drawing and evaluating (active rows only).
+    """Per-step quantities shared by drawing and evaluating (active rows only, ``R = B_a * N``).
 
     Attributes:
         rows: ``[B_a]`` indices of the active prompts.
         positions: ``[B_a, Lb]`` absolute positions of each active row's block.
-        logits: ``[R, Lb, V]`` block logits, ``R = B_a * N``.
+        tokens: ``[R, L]`` current canvases.
+        logits: ``[R, Lb, V]`` block logits (mask suppressed, CFG applied) or None.
+        full_logits: ``[R, L, V]`` logits of every position, when computed.
         eligible: ``[R, Lb]`` masked positions of the block.
         current: ``[R, Lb]`` current tokens of the block.
-        k: ``[R]`` number of positions the schedule asks to commit.
-        nfe: forward passes spent per active row.
+        block_step: ``[R]`` step index inside the block.
+        n_eligible: ``[R]``.
+        cache: the prefix-cache store after this step's forward (None without cache).
     """
 
     rows: Tensor
     positions: Tensor
-    logits: Tensor
+    tokens: Tensor
+    logits: Tensor | None
+    full_logits: Tensor | None
     eligible: Tensor
     current: Tensor
-    k: Tensor
-    nfe: int = 1
+    block_step: Tensor
+    n_eligible: Tensor
+    cache: PrefixCacheStore | None = None
+    k: Tensor | None = None  # the deterministic count, for enumeration
 
 
 class UnmaskingKernel(Proposal):
@@ -69,18 +91,21 @@ class UnmaskingKernel(Proposal):
     Args:
         sampler: draws candidate tokens (default :class:`Categorical` at temperature 1).
         selector: picks the positions to commit (default :class:`TopK`).
-        schedule: commit counts per step (default ``EvenSplit(steps=gen_length)``-like
-            behaviour is not assumed: a schedule must be given).
+        schedule: the step plan (required), e.g. ``EvenSplit(steps)``.
         score: ranks positions (default :class:`Confidence`, the untempered
             probability of the candidate, as LLaDA).
-        block_length: semi-autoregressive block length; None means one block (full
-            diffusion).
+        block_length: semi-autoregressive block length; None means one block.
+        transforms: logit transforms (see :mod:`smcdiff.proposals.transforms`).
+        cfg_scale: classifier-free guidance scale (0 = off), as LLaDA: the
+            unconditional pass masks the prompt and
+            ``logits = u + (cfg_scale + 1) * (c - u)``.
+        cache: ``"prefix"`` for Fast-dLLM's prefix KV cache (the model must
+            implement ``prefill`` / ``cached_logits``), or None.
+        target: ``"model"`` or ``"proposal"`` (see the module docstring).
 
     Shapes: the state holds ``[B, N, L]`` canvases; internally the active prompts
     are flattened to ``R = B_active * N`` rows.
     """
-
-    is_model_kernel = True
 
     def __init__(
         self,
@@ -89,6 +114,10 @@ class UnmaskingKernel(Proposal):
         schedule: Schedule | None = None,
         score: Score | None = None,
         block_length: int | None = None,
+        transforms: Sequence[LogitTransform] = (),
+        cfg_scale: float = 0.0,
+        cache: str | None = None,
+        target: str = "model",
     ) -> None:
         if schedule is None:
             raise ConfigError("UnmaskingKernel needs a schedule, e.g. EvenSplit(steps=...) or FixedCounts([...])")
@@ -107,11 +136,89 @@ class UnmaskingKernel(Proposal):
         ):
             if not isinstance(obj, cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}; got {type(obj).__name__}")
+        if isinstance(self.score, UniformRandom):
+            if not isinstance(self.selector, TopK):
+                raise ConfigError("UniformRandom scores are only defined with TopK (that is RandomK); use RandomK()")
+            self.selector = RandomK()
+        self.transforms = tuple(transforms)
+        for t in self.transforms:
+            if not isinstance(t, LogitTransform):
+                raise ConfigError(f"transforms must be LogitTransform objects; got {type(t).__name__}")
+        self.cfg_scale = float(cfg_scale)
+        if self.cfg_scale < 0:
+            raise ConfigError(f"cfg_scale must be >= 0; got {cfg_scale}")
+        if cache not in (None, "prefix"):
+            raise ConfigError(f"cache must be None or 'prefix'; got {cache!r}")
+        if cache is not None and self.cfg_scale > 0:
+            raise ConfigError("the prefix cache is not supported together with classifier-free guidance")
+        self.cache = cache
+        if target not in ("model", "proposal"):
+            raise ConfigError(f"target must be 'model' or 'proposal'; got {target!r}")
+        self.target = target
+
+    # ------------------------------------------------------------------ description
+    @property
+    def is_model_kernel(self) -> bool:  # type: ignore[override]
+        return self.target == "proposal" or all(t.in_target for t in self.transforms)
+
+    def _stage(self, stage: str, target_only: bool) -> tuple[LogitTransform, ...]:
+        return tuple(
+            t for t in self.transforms if t.stage == stage and (not target_only or t.in_target or self.target == "proposal")
+        )
+
+    @property
+    def reference(self) -> "UnmaskingKernel":
+        """The target kernel ``K``: this composition without its proposal-only transforms."""
+        if self.is_model_kernel:
+            return self
+        return UnmaskingKernel(
+            self.sampler,
+            self.selector,
+            self.schedule,
+            self.score,
+            block_length=self.block_length,
+            transforms=[t for t in self.transforms if t.in_target],
+            cfg_scale=self.cfg_scale,
+            cache=self.cache,
+        )
+
+    def check_weighting(self) -> None:
+        """Raise :class:`UndefinedWeightError` if ``log K - log q`` is not a valid weight.
+
+        That is the case when a proposal-only transform can change a deterministic
+        part of the kernel: the selection (``TopK``, thresholds...) or greedy
+        token choice, because ``K`` then has choices that ``q`` never makes.
+        """
+        if self.is_model_kernel:
+            return
+        proposal_only = [t for t in self.transforms if not t.in_target]
+        if self.selector.is_deterministic:
+            raise UndefinedWeightError(
+                f"the proposal-only transforms {proposal_only} change the scores used by the deterministic "
+                f"selector {self.selector!r}; the model kernel's selections then have no proposal density. "
+                f"Use a stochastic selector (PlackettLuce, Ancestral, RandomK) or target='proposal'."
+            )
+        if self.sampler.is_deterministic and any(
+            t.stage == "sampling" and not t.preserves_argmax for t in proposal_only
+        ):
+            raise UndefinedWeightError(
+                "a proposal-only sampling transform may change greedy (temperature 0) token choices; use a "
+                "positive temperature or target='proposal'"
+            )
 
     def __repr__(self) -> str:
+        extra = ""
+        if self.transforms:
+            extra += f", transforms={list(self.transforms)!r}"
+        if self.cfg_scale:
+            extra += f", cfg_scale={self.cfg_scale}"
+        if self.cache:
+            extra += f", cache={self.cache!r}"
+        if self.target != "model":
+            extra += f", target={self.target!r}"
         return (
             f"UnmaskingKernel(sampler={self.sampler!r}, selector={self.selector!r}, "
-            f"schedule={self.schedule!r}, score={self.score!r}, block_length={self.block_length})"
+            f"schedule={self.schedule!r}, score={self.score!r}, block_length={self.block_length}{extra})"
         )
 
     # ------------------------------------------------------------------ setup
@@ -122,44 +229,165 @@ class UnmaskingKernel(Proposal):
     def setup(self, canvas: Canvas) -> None:
         self.schedule.validate(canvas)
 
+    def check_model(self, model) -> None:
+        """Raise if the model lacks what this kernel needs (called by ``SMC.init``)."""
+        if self.cache == "prefix" and not (hasattr(model, "prefill") and hasattr(model, "cached_logits")):
+            raise ConfigError(
+                f"cache='prefix' needs a model with prefill() and cached_logits(); {type(model).__name__} has none"
+            )
+
     def max_block_steps(self, canvas: Canvas) -> int:
         s = self.schedule.steps_per_block(canvas)
-        return int(s) if s is not None else canvas.block_length
+        if s is not None and self.selector.uses_count:
+            return int(s)
+        return max(int(s or 0), canvas.block_length)
 
-    # ------------------------------------------------------------------ shared computation
-    def block_logits(self, state: ParticleState, model, rows: Tensor, positions: Tensor, max_rows: int | None) -> Tensor:
-        """Forward the active rows and return the logits at their block positions ``[R, Lb, V]``."""
+    # ------------------------------------------------------------------ forward passes
+    def _model_logits(self, model, tokens: Tensor, am: Tensor | None, prompt_length: int, max_rows: int | None) -> Tensor:
+        if self.cfg_scale == 0.0:
+            return call_denoiser(model, tokens, am, max_rows)
+        un = tokens.clone()
+        un[:, :prompt_length] = int(model.mask_id)
+        both = call_denoiser(
+            model, torch.cat([tokens, un]), None if am is None else torch.cat([am, am]), max_rows
+        )
+        cond, unc = both.chunk(2, dim=0)
+        return unc + (self.cfg_scale + 1.0) * (cond - unc)
+
+    def _forward(
+        self, state: ParticleState, model, rows: Tensor, positions: Tensor, block_step: Tensor, max_rows: int | None
+    ) -> tuple[Tensor, Tensor | None, PrefixCacheStore | None]:
+        """Block logits ``[R, Lb, V]``, full logits (or None) and the new cache store."""
         n, l = state.n_particles, state.canvas.length
-        flat = state.tokens[rows].reshape(-1, l)
+        lb = state.canvas.block_length
+        tokens = state.tokens[rows].reshape(-1, l)
         am = None
         if state.attention_mask is not None:
             am = state.attention_mask[rows].repeat_interleave(n, dim=0)
-        logits = call_denoiser(model, flat, am, max_rows)
-        pos_r = positions.repeat_interleave(n, dim=0)  # [R, Lb]
-        starts = pos_r[:, 0]
-        if bool((starts == starts[0]).all()):
-            s = int(starts[0])
-            blk = logits[:, s : s + state.canvas.block_length]
-        else:
-            blk = logits[torch.arange(flat.shape[0], device=logits.device)[:, None], pos_r]
-        mid = int(state.canvas.mask_id)
-        if 0 <= mid < blk.shape[-1]:
-            blk = blk.clone()
-            blk[..., mid] = float("-inf")
-        return blk
+        r = tokens.shape[0]
+        pos_r = positions.repeat_interleave(n, dim=0)
+        if self.cache is None:
+            full = self._model_logits(model, tokens, am, state.canvas.prompt_length, max_rows)
+            starts = pos_r[:, 0]
+            if bool((starts == starts[0]).all()):
+                s = int(starts[0])
+                blk = full[:, s : s + lb]
+            else:
+                blk = full[torch.arange(r, device=full.device)[:, None], pos_r]
+            return blk, full, None
+        return self._forward_cached(state, model, rows, tokens, am, positions, block_step, max_rows)
 
-    def context(self, state: ParticleState, model, max_rows: int | None = None) -> KernelContext:
+    def _forward_cached(self, state, model, rows, tokens, am, positions, block_step, max_rows):
+        n = state.n_particles
+        lb = state.canvas.block_length
+        store = state.cache if isinstance(state.cache, PrefixCacheStore) else PrefixCacheStore((), n)
+        starts = positions[:, 0].tolist()
+        bstep = block_step.reshape(-1, n)[:, 0].tolist()
+        prefill: dict[int, list[int]] = {}
+        cached: dict[int, list[tuple[int, int]]] = {}
+        for i, (b, s, k) in enumerate(zip(rows.tolist(), starts, bstep)):
+            hit = None if k == 0 else store.find(b, s)
+            if hit is None:
+                prefill.setdefault(s, []).append(i)
+            else:
+                cached.setdefault(hit[0], []).append((i, hit[1]))
+        out: Tensor | None = None
+        ar = torch.arange(n, device=tokens.device)
+
+        def rows_of(idx: list[int]) -> Tensor:
+            t = torch.tensor(idx, dtype=torch.long, device=tokens.device)
+            return (t[:, None] * n + ar[None, :]).flatten()
+
+        def put(idx_rows: Tensor, blk: Tensor) -> None:
+            nonlocal out
+            if out is None:
+                out = torch.empty((tokens.shape[0],) + tuple(blk.shape[1:]), dtype=blk.dtype, device=blk.device)
+            out[idx_rows] = blk
+
+        new_segments: list[CacheSegment] = []
+        for s, idx in prefill.items():
+            rr = rows_of(idx)
+            chunks_logits, chunks_kv = [], []
+            step = max_rows or rr.numel()
+            for c in range(0, rr.numel(), step):
+                sub = rr[c : c + step]
+                lg, kv = model.prefill(tokens[sub], None if am is None else am[sub], s)
+                chunks_logits.append(lg[:, s : s + lb])
+                chunks_kv.append(kv)
+            put(rr, torch.cat(chunks_logits))
+            new_segments.append(CacheSegment(rows[torch.tensor(idx, dtype=torch.long)], s, KVCache.cat(chunks_kv)))
+        for si, pairs in cached.items():
+            seg = store.segments[si]
+            idx = [i for i, _ in pairs]
+            rr = rows_of(idx)
+            seg_pos = torch.tensor([p for _, p in pairs], dtype=torch.long, device=tokens.device)
+            kv_rows = (seg_pos[:, None] * n + ar[None, :]).flatten()
+            kv = seg.kv if kv_rows.numel() == seg.kv.n_rows and bool(
+                (kv_rows == torch.arange(seg.kv.n_rows, device=kv_rows.device)).all()
+            ) else seg.kv.index_select(kv_rows)
+            step = max_rows or rr.numel()
+            parts = []
+            for c in range(0, rr.numel(), step):
+                sub = rr[c : c + step]
+                kv_sub = kv if (c == 0 and sub.numel() == rr.numel()) else kv.index_select(
+                    torch.arange(c, c + sub.numel(), device=tokens.device)
+                )
+                lg = model.cached_logits(tokens[sub], None if am is None else am[sub], kv_sub)
+                parts.append(lg[:, :lb])
+            put(rr, torch.cat(parts))
+        for seg in new_segments:
+            store = store.with_segment(seg)
+        assert out is not None
+        return out, None, store
+
+    # ------------------------------------------------------------------ context
+    def context(self, state: ParticleState, model, max_rows: int | None = None, forward: bool = True) -> KernelContext:
         """Compute the per-step context for the active rows of ``state``."""
         rows = torch.nonzero(~state.done).flatten()
         n = state.n_particles
-        positions = state.block_positions()[rows]  # [B_a, Lb]
+        positions = state.block_positions()[rows]
         pos_r = positions.repeat_interleave(n, dim=0)
-        current = state.tokens[rows].reshape(-1, state.canvas.length).gather(1, pos_r)
+        tokens = state.tokens[rows].reshape(-1, state.canvas.length)
+        current = tokens.gather(1, pos_r)
         eligible = current == state.canvas.mask_id
-        logits = self.block_logits(state, model, rows, positions, max_rows) if rows.numel() else None
         block_step = state.block_step[rows].repeat_interleave(n)
-        k = self.schedule.counts(state.canvas, block_step, eligible.sum(dim=-1))
-        return KernelContext(rows=rows, positions=positions, logits=logits, eligible=eligible, current=current, k=k)
+        n_elig = eligible.sum(dim=-1)
+        logits = full = cache = None
+        if forward and rows.numel():
+            logits, full, cache = self._forward(state, model, rows, positions, block_step, max_rows)
+            mid = int(state.canvas.mask_id)
+            if 0 <= mid < logits.shape[-1]:
+                logits = logits.clone()
+                logits[..., mid] = NEG_INF
+        k = None
+        if not self.schedule.is_random:
+            k = self.schedule.plan(state.canvas, block_step, n_elig).k
+        return KernelContext(
+            rows=rows,
+            positions=positions,
+            tokens=tokens,
+            logits=logits,
+            full_logits=full,
+            eligible=eligible,
+            current=current,
+            block_step=block_step,
+            n_eligible=n_elig,
+            cache=cache,
+            k=k,
+        )
+
+    def _tctx(self, state: ParticleState, model, ctx: KernelContext) -> TransformContext:
+        return TransformContext(
+            tokens=ctx.tokens,
+            positions=ctx.positions.repeat_interleave(state.n_particles, dim=0),
+            eligible=ctx.eligible,
+            full_logits=ctx.full_logits,
+            rows=ctx.rows,
+            n_particles=state.n_particles,
+            prompt_length=state.canvas.prompt_length,
+            mask_id=state.canvas.mask_id,
+            model=model,
+        )
 
     def _check_finite(self, state: ParticleState, ctx: KernelContext, lp: TokenLogProbs) -> None:
         bad = torch.isnan(lp.model) & ctx.eligible
@@ -170,6 +398,12 @@ class UnmaskingKernel(Proposal):
                 f"the model returned NaN (or +inf) logits at masked positions of prompt(s) {rows} "
                 f"(step {int(state.steps[rows[0]]) + 1}); cannot sample from them"
             )
+
+    def _scores(self, samp: Tensor, stage: tuple, tctx: TransformContext, cand: Tensor, lp: TokenLogProbs) -> Tensor:
+        if stage:
+            sl = apply_transforms(samp, stage, tctx)
+            return self.score(sl, cand, self.sampler.log_prob(sl, cand), self.sampler)
+        return self.score(samp, cand, lp, self.sampler)
 
     # ------------------------------------------------------------------ protocol
     def propose(
@@ -184,11 +418,14 @@ class UnmaskingKernel(Proposal):
         if ctx.rows.numel() == 0:
             return self._idle(state)
         rng = RowRNG(generators, ctx.rows.tolist(), state.n_particles, state.device)
-        cand, lp = self.sampler.draw(ctx.logits, rng)
-        self._check_finite(state, ctx, lp)
-        score = self.score(ctx.logits, cand, lp)
-        commit, sel_lp = self.selector.draw(score, ctx.eligible, ctx.k, rng)
-        return self._apply(state, ctx, cand, commit, lp, sel_lp, score)
+        tctx = self._tctx(state, model, ctx)
+        samp_q = apply_transforms(ctx.logits, self._stage("sampling", False), tctx)
+        cand, lp_q = self.sampler.draw(samp_q, rng)
+        self._check_finite(state, ctx, lp_q)
+        score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q)
+        plan = self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, rng)
+        sd = self.selector.draw(score_q, ctx.eligible, plan, rng)
+        return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, sd.commit, sd.log_prob, sd.rank)
 
     def evaluate(self, state: ParticleState, model, choice: Choice, *, max_rows: int | None = None) -> ProposalStep:
         ctx = self.context(state, model, max_rows)
@@ -197,13 +434,40 @@ class UnmaskingKernel(Proposal):
         lb = state.canvas.block_length
         cand = choice.candidates[ctx.rows].reshape(-1, lb).to(torch.long)
         commit = choice.commit[ctx.rows].reshape(-1, lb).to(torch.bool)
-        lp = self.sampler.log_prob(ctx.logits, cand)
-        self._check_finite(state, ctx, lp)
-        score = self.score(ctx.logits, cand, lp)
-        sel_lp = self.selector.log_prob(score, ctx.eligible, ctx.k, commit)
-        return self._apply(state, ctx, cand, commit, lp, sel_lp, score)
+        rank = choice.extra.get("rank")
+        rank = None if rank is None else rank[ctx.rows].reshape(-1, lb).to(torch.long)
+        tctx = self._tctx(state, model, ctx)
+        samp_q = apply_transforms(ctx.logits, self._stage("sampling", False), tctx)
+        lp_q = self.sampler.log_prob(samp_q, cand)
+        self._check_finite(state, ctx, lp_q)
+        score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q)
+        if self.schedule.is_random:
+            k = (commit & ctx.eligible).sum(dim=-1)
+            plan = StepPlan(k=k, p=self.schedule.probs(state.canvas, ctx.block_step))
+        else:
+            plan = self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible)
+        sel_lp = self.selector.log_prob(score_q, ctx.eligible, plan, commit, rank)
+        return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank)
 
-    # ------------------------------------------------------------------ state update
+    # ------------------------------------------------------------------ weights and state update
+    def _finish(self, state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank):
+        elig = ctx.eligible
+        count_lp = self.schedule.count_log_prob(state.canvas, ctx.block_step, ctx.n_eligible, plan.k)
+        tok_lq = torch.where(elig, lp_q.proposal, 0.0).sum(dim=-1)
+        log_q = tok_lq + count_lp + sel_lp
+        log_k = None
+        lp_target = lp_q
+        if not self.is_model_kernel:
+            samp_t = ctx.logits
+            s_stage = self._stage("sampling", True)
+            samp_k = apply_transforms(samp_t, s_stage, tctx) if len(s_stage) != len(self._stage("sampling", False)) else samp_q
+            lp_k = lp_q if samp_k is samp_q else self.sampler.log_prob(samp_k, cand)
+            score_k = self._scores(samp_k, self._stage("score", True), tctx, cand, lp_k)
+            sel_lp_k = self.selector.log_prob(score_k, elig, plan, commit, rank)
+            log_k = torch.where(elig, lp_k.proposal, 0.0).sum(dim=-1) + count_lp + sel_lp_k
+            lp_target = lp_k
+        return self._apply(state, ctx, cand, commit, lp_q, lp_target, log_q, log_k, score_q, plan, rank)
+
     def _idle(self, state: ParticleState) -> ProposalStep:
         b, n, l = state.tokens.shape
         lb = state.canvas.block_length
@@ -229,18 +493,7 @@ class UnmaskingKernel(Proposal):
             nfe=torch.zeros(b, dtype=torch.long, device=dev),
         )
 
-    def _apply(
-        self,
-        state: ParticleState,
-        ctx: KernelContext,
-        cand: Tensor,
-        commit: Tensor,
-        lp: TokenLogProbs,
-        sel_lp: Tensor,
-        score: Tensor,
-        log_k: Tensor | None = None,
-        extra_aux: dict[str, Tensor] | None = None,
-    ) -> ProposalStep:
+    def _apply(self, state, ctx, cand, commit, lp_q, lp_target, log_q, log_k, score, plan, rank) -> ProposalStep:
         b, n, l = state.tokens.shape
         canvas = state.canvas
         lb = canvas.block_length
@@ -250,13 +503,10 @@ class UnmaskingKernel(Proposal):
         elig = ctx.eligible
         commit = commit & elig
 
-        tok_lq = torch.where(elig, lp.proposal, torch.zeros_like(lp.proposal)).sum(dim=-1)
-        log_q_a = (tok_lq + sel_lp).reshape(ba, n)
-
         new_blk = torch.where(commit, cand, ctx.current)
         pos_r = ctx.positions.repeat_interleave(n, dim=0)
-        tok_a = state.tokens[rows].reshape(ba * n, l).scatter(1, pos_r, new_blk)
-        clp_blk = torch.where(commit, lp.model, torch.zeros_like(lp.model))
+        tok_a = ctx.tokens.scatter(1, pos_r, new_blk)
+        clp_blk = torch.where(commit, lp_target.model, 0.0)
         committed_logp_a = torch.zeros(ba * n, l, dtype=torch.float64, device=dev).scatter(1, pos_r, clp_blk)
         committed_a = torch.zeros(ba * n, l, dtype=torch.bool, device=dev).scatter(1, pos_r, commit)
         step_no = (state.steps[rows] + 1).repeat_interleave(n)
@@ -264,31 +514,37 @@ class UnmaskingKernel(Proposal):
         cs_a = torch.where(committed_a, step_no[:, None].to(cs_a.dtype), cs_a)
         clp_state_a = state.committed_logp[rows].reshape(ba * n, l) + committed_logp_a
 
-        # block and completion bookkeeping
         had_blk = elig.any(dim=-1).reshape(ba, n)
         left_blk = (new_blk == canvas.mask_id).any(dim=-1).reshape(ba, n)
         gen = slice(canvas.prompt_length, l)
-        had_any = (state.tokens[rows][..., gen] == canvas.mask_id).any(dim=-1)  # [B_a, N]
-        left_any = (tok_a.reshape(ba, n, l)[..., gen] == canvas.mask_id).any(dim=-1)
-        row_block_end = ~left_blk.any(dim=1)  # [B_a]
+        had_any = (ctx.tokens[:, gen] == canvas.mask_id).any(dim=-1).reshape(ba, n)
+        left_any = (tok_a[:, gen] == canvas.mask_id).any(dim=-1).reshape(ba, n)
+        row_block_end = ~left_blk.any(dim=1)
         new_block = state.block[rows] + row_block_end.long()
         new_block_step = torch.where(row_block_end, torch.zeros_like(new_block), state.block_step[rows] + 1)
         finished_a = new_block >= canvas.num_blocks
         limit = self.max_block_steps(canvas)
-        stalled = (~row_block_end) & (new_block_step >= limit)
+        possible = torch.isfinite(log_q).reshape(ba, n).any(dim=1)  # impossible (evaluated) choices never stall
+        stalled = (~row_block_end) & (new_block_step >= limit) & possible
         if bool(stalled.any()):
             bad = rows[stalled].tolist()
+            shown = f"{bad[:8]}{' and more' if len(bad) > 8 else ''}"
             raise ConfigError(
-                f"after {limit} steps, block {int(state.block[rows][stalled][0])} of prompt(s) {bad} still has "
+                f"after {limit} steps, block {int(state.block[rows][stalled][0])} of prompt(s) {shown} still has "
                 f"masked positions: the schedule/selector does not unmask everything"
             )
 
-        # scatter active rows back into full-batch tensors
         def full(x_a: Tensor, like: Tensor) -> Tensor:
             out = like.clone()
             out[rows] = x_a.reshape((ba,) + tuple(like.shape[1:])).to(like.dtype)
             return out
 
+        cache = state.cache
+        if self.cache is not None:
+            cache = ctx.cache
+            gone = rows[finished_a | row_block_end]
+            if gone.numel():
+                cache = cache.without_rows(gone)
         new_state = replace(
             state,
             tokens=full(tok_a, state.tokens),
@@ -298,31 +554,34 @@ class UnmaskingKernel(Proposal):
             block_step=full(new_block_step, state.block_step),
             steps=full(state.steps[rows] + 1, state.steps),
             done=full(finished_a, state.done),
+            cache=cache,
         )
         zb = torch.zeros(b, dtype=torch.bool, device=dev)
         zbn = torch.zeros(b, n, dtype=torch.bool, device=dev)
         zf = torch.zeros(b, n, dtype=torch.float64, device=dev)
         zlb = torch.zeros(b, n, lb, dtype=torch.float64, device=dev)
         aux = {
-            "logp_model": full(lp.model, zlb),
-            "logp_proposal": full(torch.where(elig, lp.proposal, torch.zeros_like(lp.proposal)), zlb),
-            "logp_tempered": full(lp.tempered, zlb),
+            "logp_model": full(lp_target.model, zlb),
+            "logp_proposal": full(torch.where(elig, lp_q.proposal, 0.0), zlb),
+            "logp_tempered": full(lp_target.tempered, zlb),
             "score": full(score.to(torch.float64), zlb),
-            "k": full(ctx.k, torch.zeros(b, n, dtype=torch.long, device=dev)),
+            "k": full(plan.k, torch.zeros(b, n, dtype=torch.long, device=dev)),
         }
-        if extra_aux:
-            aux.update(extra_aux)
+        extra = {}
+        if rank is not None:
+            extra["rank"] = full(rank, torch.full((b, n, lb), -1, dtype=torch.long, device=dev))
         nfe = torch.zeros(b, dtype=torch.long, device=dev)
-        nfe[rows] = ctx.nfe
+        nfe[rows] = 1
         active = zb.clone()
         active[rows] = True
         return ProposalStep(
             state=new_state,
-            log_q=full(log_q_a, zf),
+            log_q=full(log_q, zf),
             log_k=None if log_k is None else full(log_k, zf),
             choice=Choice(
                 candidates=full(cand, torch.zeros(b, n, lb, dtype=torch.long, device=dev)),
                 commit=full(commit, torch.zeros(b, n, lb, dtype=torch.bool, device=dev)),
+                extra=extra,
             ),
             eligible=full(elig, torch.zeros(b, n, lb, dtype=torch.bool, device=dev)),
             block_positions=state.block_positions(),
@@ -336,3 +595,4 @@ class UnmaskingKernel(Proposal):
             nfe=nfe,
             aux=aux,
         )
+

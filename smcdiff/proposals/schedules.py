@@ -1,12 +1,28 @@
 """Schedules: how many positions to commit at each step of a block.
 
-A schedule is validated against the canvas once (:meth:`Schedule.validate`) and
-then asked, at each step, for the count ``k [R]`` given the step index inside
-the block and the number of eligible positions of each particle.
+A schedule is validated against the canvas once (:meth:`Schedule.validate`)
+and then asked at each step for a :class:`~smcdiff.proposals.selectors.StepPlan`:
+the count ``k [R]`` and, where defined, the probability ``p [R]`` that a masked
+position is committed (used by :class:`~smcdiff.proposals.selectors.Ancestral`).
+
+==================  ====================================================================
+schedule            counts
+==================  ====================================================================
+``EvenSplit``       LLaDA: ``steps`` split evenly over blocks, masks spread evenly
+``FixedCounts``     the given count at each step of every block
+``DreamSchedule``   Dream: ``t = linspace(1, eps, steps+1)``, ``k = int(m (1 - s/t))``
+``AlphaSchedule``   MDLM alpha schedules (linear, cosine): rounded expected counts (as
+                    ZHZisZZ/dllm) or Binomial counts, and ``p = (a_s - a_t)/(1 - a_t)``
+==================  ====================================================================
+
+Schedules with random counts (``AlphaSchedule(..., counts="binomial")``)
+report the log-probability of the count they drew; all others are
+deterministic.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,8 +33,19 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..state import Canvas
+from .base import RowRNG
+from .selectors import StepPlan
 
-__all__ = ["Schedule", "EvenSplit", "FixedCounts", "even_split_counts"]
+__all__ = [
+    "Schedule",
+    "EvenSplit",
+    "FixedCounts",
+    "DreamSchedule",
+    "AlphaSchedule",
+    "AdaptiveSteps",
+    "even_split_counts",
+    "alpha",
+]
 
 
 def even_split_counts(n: int, steps: int) -> list[int]:
@@ -31,16 +58,39 @@ def even_split_counts(n: int, steps: int) -> list[int]:
     return [base + (1 if i < rem else 0) for i in range(int(steps))]
 
 
+def alpha(kind: str, t: Tensor) -> Tensor:
+    """The MDLM signal level ``alpha(t)`` for ``t`` in [0, 1] (1 = clean at t = 0).
+
+    ``linear``: ``1 - t``; ``cosine``: ``1 - cos(pi/2 (1 - t))`` (as ZHZisZZ/dllm).
+    """
+    if kind == "linear":
+        return 1 - t
+    if kind == "cosine":
+        return 1 - torch.cos((math.pi / 2) * (1 - t))
+    raise ConfigError(f"unknown alpha schedule {kind!r}; use 'linear' or 'cosine'")
+
+
 class Schedule(ABC):
-    """Base class of per-step commit counts."""
+    """Base class of per-step commit plans."""
+
+    #: True when the count is random (its log-probability enters ``log q``).
+    is_random: bool = False
 
     @abstractmethod
     def validate(self, canvas: Canvas) -> None:
         """Raise :class:`~smcdiff.errors.ConfigError` if the schedule cannot unmask the canvas."""
 
     @abstractmethod
-    def counts(self, canvas: Canvas, block_step: Tensor, n_eligible: Tensor) -> Tensor:
-        """Count ``[R]`` (long) to commit, given the step index in the block ``[R]``."""
+    def plan(self, canvas: Canvas, block_step: Tensor, n_eligible: Tensor, rng: RowRNG | None = None) -> StepPlan:
+        """The plan for rows at step ``block_step [R]`` of their block with ``n_eligible [R]`` masks."""
+
+    def probs(self, canvas: Canvas, block_step: Tensor) -> Tensor | None:
+        """Transfer probability ``p [R]`` per row, or None if the schedule does not define one."""
+        return None
+
+    def count_log_prob(self, canvas: Canvas, block_step: Tensor, n_eligible: Tensor, k: Tensor) -> Tensor:
+        """Log-probability ``[R]`` of drawing count ``k`` (0 for deterministic schedules)."""
+        return torch.zeros(k.shape, dtype=torch.float64, device=k.device)
 
     def steps_per_block(self, canvas: Canvas) -> int | None:
         """Number of steps one block takes, if fixed."""
@@ -50,6 +100,26 @@ class Schedule(ABC):
 @lru_cache(maxsize=256)
 def _table(counts: tuple[int, ...]) -> Tensor:
     return torch.tensor(counts + (0,), dtype=torch.long)
+
+
+def _from_table(counts: Sequence[int], block_step: Tensor, n_eligible: Tensor) -> StepPlan:
+    table = _table(tuple(counts)).to(block_step.device)
+    idx = block_step.clamp(max=table.numel() - 1)
+    return StepPlan(k=torch.minimum(table[idx], n_eligible))
+
+
+@dataclass(frozen=True)
+class AdaptiveSteps(Schedule):
+    """No count: for selectors that decide how many to commit (thresholds, EB, factor).
+
+    The plan's ``k`` is the number of eligible positions (unused by such selectors).
+    """
+
+    def validate(self, canvas: Canvas) -> None:
+        pass
+
+    def plan(self, canvas, block_step, n_eligible, rng=None):
+        return StepPlan(k=n_eligible.clone())
 
 
 @dataclass(frozen=True)
@@ -79,16 +149,13 @@ class EvenSplit(Schedule):
                 f"{canvas.gen_length} / block_length {canvas.block_length}), as in LLaDA"
             )
 
-    def counts(self, canvas: Canvas, block_step: Tensor, n_eligible: Tensor) -> Tensor:
-        table = _table(tuple(even_split_counts(canvas.block_length, self.steps_per_block(canvas))))
-        table = table.to(block_step.device)
-        idx = block_step.clamp(max=table.numel() - 1)
-        return torch.minimum(table[idx], n_eligible)
+    def plan(self, canvas, block_step, n_eligible, rng=None):
+        return _from_table(even_split_counts(canvas.block_length, self.steps_per_block(canvas)), block_step, n_eligible)
 
 
 @dataclass(frozen=True)
 class FixedCounts(Schedule):
-    """Commit ``counts[i]`` positions at step ``i`` of every block.
+    """Commit ``counts_per_step[i]`` positions at step ``i`` of every block.
 
     The counts must sum to at least ``block_length``; otherwise the sampler would
     leave masks behind and :meth:`validate` raises.
@@ -116,7 +183,166 @@ class FixedCounts(Schedule):
                 f"unmask everything"
             )
 
-    def counts(self, canvas: Canvas, block_step: Tensor, n_eligible: Tensor) -> Tensor:
-        table = _table(tuple(self.counts_per_step)).to(block_step.device)
-        idx = block_step.clamp(max=table.numel() - 1)
-        return torch.minimum(table[idx], n_eligible)
+    def plan(self, canvas, block_step, n_eligible, rng=None):
+        return _from_table(self.counts_per_step, block_step, n_eligible)
+
+
+def _steps_per_block(steps: int, canvas: Canvas, name: str) -> int:
+    nb = canvas.num_blocks
+    if int(steps) % nb != 0:
+        raise ConfigError(f"{name}: steps ({steps}) must be a multiple of the number of blocks ({nb})")
+    return int(steps) // nb
+
+
+@dataclass(frozen=True)
+class DreamSchedule(Schedule):
+    """Dream's schedule (``diffusion_generate``): ``t = linspace(1, eps, steps + 1)`` in float32.
+
+    At step ``i`` (of ``steps``, per block if there are blocks) with ``m`` masks,
+    ``k = int(m * (1 - s/t))`` with ``t = ts[i]``, ``s = ts[i + 1]``, and the last
+    step commits every remaining mask; ``p = 1 - s/t`` (1 at the last step) is
+    Dream's ``origin`` transfer probability. Dream averages ``m`` over the batch;
+    here every row uses its own count, which is the same number whenever the rows
+    started with equal masks, as in Dream.
+    """
+
+    steps: int = 512
+    eps: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if int(self.steps) < 1:
+            raise ConfigError(f"steps must be >= 1; got {self.steps}")
+        if not (0.0 <= float(self.eps) < 1.0):
+            raise ConfigError(f"eps must lie in [0, 1); got {self.eps}")
+
+    def steps_per_block(self, canvas: Canvas) -> int:
+        return _steps_per_block(self.steps, canvas, "DreamSchedule")
+
+    def validate(self, canvas: Canvas) -> None:
+        self.steps_per_block(canvas)
+
+    def ratio(self, canvas: Canvas, block_step: Tensor) -> Tensor:
+        """``1 - s/t`` in float32 per row (1 at the last step of the block)."""
+        n = self.steps_per_block(canvas)
+        ts = torch.linspace(1, float(self.eps), n + 1, dtype=torch.float32)
+        i = block_step.clamp(max=n - 1).cpu()
+        r = 1 - ts[i + 1] / ts[i]
+        r = torch.where(i >= n - 1, torch.ones_like(r), r)
+        return r.to(block_step.device)
+
+    def probs(self, canvas, block_step):
+        return self.ratio(canvas, block_step).to(torch.float64)
+
+    def plan(self, canvas, block_step, n_eligible, rng=None):
+        r = self.ratio(canvas, block_step)
+        k = (n_eligible.to(torch.float32) * r).to(torch.int64)  # int() truncates, as upstream
+        last = block_step >= self.steps_per_block(canvas) - 1
+        k = torch.where(last, n_eligible, k)
+        return StepPlan(k=torch.minimum(k, n_eligible), p=r.to(torch.float64))
+
+
+@dataclass(frozen=True)
+class AlphaSchedule(Schedule):
+    """MDLM alpha schedules over ``steps`` steps per block.
+
+    Step ``j`` goes from ``t = (S - j)/S`` to ``s = (S - j - 1)/S`` and a masked
+    position is committed with probability ``p_j = (alpha(s) - alpha(t)) / (1 - alpha(t))``
+    (1 at the last step). Counts:
+
+    * ``counts="round"``: ``k_j = round(m_j p_j)`` computed once per block from the
+      block's masks, with zero-count steps removed (ZHZisZZ/dllm
+      ``get_num_transfer_tokens``, deterministic);
+    * ``counts="binomial"``: ``k_j ~ Binomial(m_j, p_j)`` at each step, with its
+      log-probability reported (a random count; zero-count steps are kept);
+    * ``counts="none"``: no count, only ``p_j`` (for
+      :class:`~smcdiff.proposals.selectors.Ancestral` selection, where each position
+      is its own Bernoulli draw).
+    """
+
+    kind: str = "linear"
+    steps: int = 128
+    counts: str = "round"
+
+    def __post_init__(self) -> None:
+        alpha(self.kind, torch.tensor([0.5]))
+        if int(self.steps) < 1:
+            raise ConfigError(f"steps must be >= 1; got {self.steps}")
+        if self.counts not in ("round", "binomial", "none"):
+            raise ConfigError(f"counts must be 'round', 'binomial' or 'none'; got {self.counts!r}")
+        object.__setattr__(self, "is_random", self.counts == "binomial")
+
+    def transfer_probs(self) -> Tensor:
+        """``p_j`` for ``j = 0 .. steps-1`` (float64)."""
+        s_ = int(self.steps)
+        j = torch.arange(s_, dtype=torch.float64)
+        t = (s_ - j) / s_
+        s = (s_ - j - 1) / s_
+        a_t, a_s = alpha(self.kind, t), alpha(self.kind, s)
+        p = (a_s - a_t) / (1 - a_t)
+        p[-1] = 1.0
+        return p.clamp(0.0, 1.0)
+
+    def _dllm_probs(self) -> list[float]:
+        """``1 - (1 - alpha(s)) / (1 - alpha(t))`` computed in float32 as ZHZisZZ/dllm does."""
+        s_ = int(self.steps)
+        out = []
+        for j in range(s_):
+            t = torch.tensor((s_ - j) / s_, dtype=torch.float32)
+            s = torch.tensor((s_ - j - 1) / s_, dtype=torch.float32)
+            keep = (1 - alpha(self.kind, s)) / (1 - alpha(self.kind, t))
+            out.append(1 - float(keep))
+        return out
+
+    def round_counts(self, n: int) -> list[int]:
+        """The deterministic per-step counts for a block of ``n`` masks (zero steps removed)."""
+        out = []
+        m = int(n)
+        for p in self._dllm_probs():
+            c = min(int(torch.round(torch.tensor(m, dtype=torch.float64) * p)), m)
+            out.append(c)
+            m -= c
+            if m == 0:
+                break
+        if m > 0:
+            out.append(m)
+        return [c for c in out if c > 0]
+
+    def steps_per_block(self, canvas: Canvas) -> int:
+        if self.counts == "round":
+            return len(self.round_counts(canvas.block_length))
+        return int(self.steps)
+
+    def validate(self, canvas: Canvas) -> None:
+        pass
+
+    def _p(self, block_step: Tensor) -> Tensor:
+        p = self.transfer_probs().to(block_step.device)
+        return p[block_step.clamp(max=p.numel() - 1)]
+
+    def probs(self, canvas, block_step):
+        return self._p(block_step)
+
+    def plan(self, canvas, block_step, n_eligible, rng=None):
+        p = self._p(block_step)
+        if self.counts == "none":
+            return StepPlan(k=n_eligible.clone(), p=p)
+        if self.counts == "round":
+            base = _from_table(self.round_counts(canvas.block_length), block_step, n_eligible)
+            return StepPlan(k=base.k, p=p)
+        if rng is None:
+            raise ConfigError("a binomial count schedule needs random numbers")
+        u = rng.uniform(canvas.block_length)
+        idx = torch.arange(canvas.block_length, device=u.device)[None, :]
+        k = ((u < p[:, None]) & (idx < n_eligible[:, None])).sum(dim=-1)
+        return StepPlan(k=k, p=p)
+
+    def count_log_prob(self, canvas, block_step, n_eligible, k):
+        if self.counts != "binomial":
+            return super().count_log_prob(canvas, block_step, n_eligible, k)
+        p = self._p(block_step).to(torch.float64)
+        m = n_eligible.to(torch.float64)
+        kf = k.to(torch.float64)
+        lb = torch.lgamma(m + 1) - torch.lgamma(kf + 1) - torch.lgamma(m - kf + 1)
+        lp = lb + torch.where(kf > 0, kf * torch.log(p), 0.0) + torch.where(m - kf > 0, (m - kf) * torch.log1p(-p), 0.0)
+        bad = (kf > m) | (kf < 0) | torch.isnan(lp)
+        return torch.where(bad, float("-inf"), lp)

@@ -1,44 +1,117 @@
 """Scores that rank masked positions for selection.
 
-A score maps block logits ``[R, Lb, V]``, the candidate tokens ``[R, Lb]`` and
-their log-probabilities to one number per position ``[R, Lb]`` (higher = commit
-sooner). Scores are deterministic functions of those inputs; randomness in the
-choice of positions belongs to the selector.
+A score maps block logits ``[R, Lb, V]``, the candidate tokens ``[R, Lb]``,
+their log-probabilities and the token sampler to one float64 number per
+position ``[R, Lb]`` (higher = commit sooner). Scores are deterministic
+functions of those inputs; randomness in the choice of positions belongs to the
+selector (see :class:`UniformRandom`).
+
+==================  ===================================================================
+score               value at position i
+==================  ===================================================================
+``Confidence``      ``p(x_hat_i)`` (LLaDA ``low_confidence``, Dream ``maskgit_plus``)
+``Margin``          top-1 minus top-2 probability (Dream ``topk_margin``, Kim et al.)
+``NegEntropy``      ``sum_v p_v log p_v`` (Dream ``entropy``; EB-sampler's proxy)
+``UniformRandom``   uniform noise; only with ``TopK``, where it is ``RandomK``
+``ScoreFn(f)``      any user function ``f(logits, candidates, logp) -> [R, Lb]``
+==================  ===================================================================
+
+``tempered=True`` computes the probabilities from the sampler's tempered and
+truncated logits (Dream's convention); the default uses the raw model logits
+(LLaDA's).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor
 
-from .tokens import TokenLogProbs
+from .tokens import TokenLogProbs, TokenSampler, _lse
 
-__all__ = ["Score", "Confidence"]
+__all__ = ["Score", "Confidence", "Margin", "NegEntropy", "UniformRandom", "ScoreFn"]
 
 
 class Score(ABC):
     """Base class of position scores."""
 
     @abstractmethod
-    def __call__(self, logits: Tensor, candidates: Tensor, logp: TokenLogProbs) -> Tensor:
-        """Scores ``[R, Lb]`` (float64); larger means more confident."""
+    def __call__(self, logits: Tensor, candidates: Tensor, logp: TokenLogProbs, sampler: TokenSampler) -> Tensor:
+        """Scores ``[R, Lb]`` (float64); larger means commit sooner."""
+
+
+def _dist_logits(logits: Tensor, sampler: TokenSampler, tempered: bool) -> Tensor:
+    return sampler.tempered_logits(logits) if tempered else logits
 
 
 @dataclass(frozen=True)
 class Confidence(Score):
-    """Probability of the candidate token (LLaDA ``low_confidence``, Dream ``maskgit_plus``).
+    """Probability of the candidate token.
 
     Args:
-        tempered: use the probability under the sampler's (tempered, truncated)
-            distribution, as Dream does, instead of the untempered model
-            probability, as LLaDA does (default).
+        tempered: use the probability under the sampler's tempered, truncated
+            law (Dream) instead of the untempered model probability (LLaDA, default).
     """
 
     tempered: bool = False
 
-    def __call__(self, logits: Tensor, candidates: Tensor, logp: TokenLogProbs) -> Tensor:
-        lp = logp.tempered if self.tempered else logp.model
-        return torch.exp(lp)
+    def __call__(self, logits, candidates, logp, sampler):
+        return torch.exp(logp.tempered if self.tempered else logp.model)
+
+
+@dataclass(frozen=True)
+class Margin(Score):
+    """Top-1 minus top-2 probability at each position (independent of the candidate)."""
+
+    tempered: bool = False
+
+    def __call__(self, logits, candidates, logp, sampler):
+        z = _dist_logits(logits, sampler, self.tempered)
+        lse = _lse(z)
+        top2 = torch.topk(z, 2, dim=-1).values.to(torch.float64)
+        p = torch.exp(top2 - lse[..., None])
+        return p[..., 0] - p[..., 1]
+
+
+@dataclass(frozen=True)
+class NegEntropy(Score):
+    """``sum_v p_v log p_v`` (the negative entropy; 0 for a point mass)."""
+
+    tempered: bool = False
+
+    def __call__(self, logits, candidates, logp, sampler):
+        z = _dist_logits(logits, sampler, self.tempered)
+        lse = _lse(z)
+        logp_all = z.to(torch.float64) - lse[..., None]
+        p = torch.exp(logp_all)
+        return torch.where(p > 0, p * logp_all, 0.0).sum(dim=-1)
+
+
+@dataclass(frozen=True)
+class UniformRandom(Score):
+    """Uniform random scores. With :class:`TopK` this is exactly :class:`RandomK`.
+
+    The kernel replaces ``TopK`` + ``UniformRandom`` by ``RandomK`` (whose commit
+    set has the exact probability ``1 / C(m, k)``) and refuses this score with any
+    other selector.
+    """
+
+    def __call__(self, logits, candidates, logp, sampler):  # pragma: no cover - replaced by RandomK
+        raise RuntimeError("UniformRandom is only used through RandomK")
+
+
+@dataclass(frozen=True)
+class ScoreFn(Score):
+    """A user score: ``fn(logits [R, Lb, V], candidates [R, Lb], logp) -> [R, Lb]``.
+
+    ``fn`` must be deterministic; the kernel's log-probabilities assume it.
+    """
+
+    fn: Callable[[Tensor, Tensor, TokenLogProbs], Tensor]
+
+    def __call__(self, logits, candidates, logp, sampler):
+        out = self.fn(logits, candidates, logp)
+        return torch.as_tensor(out).to(torch.float64)

@@ -1,23 +1,93 @@
 """Selectors: which eligible (masked, in-block) positions are committed this step.
 
 A selector sees the position scores ``[R, Lb]``, the eligibility mask
-``[R, Lb]`` and the schedule's count ``k [R]`` and returns the commit mask
-``[R, Lb]`` together with the log-probability of that choice. Deterministic
-selectors report ``0`` for the set they pick and ``-inf`` for any other set.
+``[R, Lb]`` and the step plan (the schedule's count ``k [R]`` and transfer
+probability ``p [R]``) and returns the commit mask ``[R, Lb]`` with the
+log-probability of that choice. Deterministic selectors report ``0`` for the
+set they pick and ``-inf`` for any other set.
+
+=====================  ===============================================  =============
+selector               rule                                             log q
+=====================  ===============================================  =============
+``TopK``               the k highest scores (LLaDA, Dream)              0 / -inf
+``RandomK``            a uniform k-subset (LLaDA ``random``)            -log C(m, k)
+``Threshold(c)``       score >= c, and always the best (Fast-dLLM)      0 / -inf
+``FactorRule(f)``      Fast-dLLM ``get_transfer_index_dynamic``         0 / -inf
+``EntropyBound(g)``    EB-sampler: sum H - max H <= g (>= 1 commit)     0 / -inf
+``PlackettLuce(T)``    k draws without replacement from softmax(s/T)    Plackett-Luce
+``Ancestral``          each position independently with prob p          Bernoulli
+=====================  ===============================================  =============
+
+Plackett-Luce records the draw order in ``rank`` (``[R, Lb]``, -1 where not
+committed); its log-probability is that of the ordered draw, which is exact on
+the extended space of ordered choices (the set probability would need a sum over
+``k!`` orders).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable
 
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from .base import RowRNG
 
-__all__ = ["Selector", "TopK", "RandomK", "top_k_mask"]
+__all__ = [
+    "Selector",
+    "SelectorDraw",
+    "StepPlan",
+    "TopK",
+    "RandomK",
+    "Threshold",
+    "FactorRule",
+    "EntropyBound",
+    "PlackettLuce",
+    "Ancestral",
+    "top_k_mask",
+]
+
+NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What the schedule asks of this step (per row ``[R]``).
+
+    Attributes:
+        k: number of positions to commit (long).
+        p: probability that a masked position is committed (float64), for
+            ancestral selection; None when the schedule does not define it.
+    """
+
+    k: Tensor
+    p: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class SelectorDraw:
+    """A selector's choice: ``commit [R, Lb]``, ``log_prob [R]`` and optional ``rank [R, Lb]``."""
+
+    commit: Tensor
+    log_prob: Tensor
+    rank: Tensor | None = None
+
+
+def _sorted_order(scores: Tensor, eligible: Tensor) -> Tensor:
+    """Eligible positions by descending score (ineligible last), ties to the lower index."""
+    s = torch.where(eligible, scores.to(torch.float64), NEG_INF)
+    return torch.sort(s, dim=-1, descending=True, stable=True).indices
+
+
+def _ranks(order: Tensor) -> Tensor:
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(order.shape[-1], device=order.device).expand_as(order).contiguous())
+    return ranks
 
 
 def top_k_mask(scores: Tensor, eligible: Tensor, k: Tensor) -> Tensor:
@@ -27,11 +97,13 @@ def top_k_mask(scores: Tensor, eligible: Tensor, k: Tensor) -> Tensor:
     result is a deterministic function of its inputs. ``k`` is clipped to the
     number of eligible positions.
     """
-    s = torch.where(eligible, scores.to(torch.float64), float("-inf"))
-    order = torch.sort(s, dim=-1, descending=True, stable=True).indices
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(s.shape[-1], device=s.device).expand_as(order).contiguous())
+    ranks = _ranks(_sorted_order(scores, eligible))
     return (ranks < k[:, None]) & eligible
+
+
+def _point_mass(expected: Tensor, commit: Tensor) -> Tensor:
+    same = (expected == commit).all(dim=-1)
+    return torch.where(same, 0.0, NEG_INF).to(torch.float64)
 
 
 class Selector(ABC):
@@ -39,43 +111,45 @@ class Selector(ABC):
 
     #: True when the commit set is a deterministic function of the scores.
     is_deterministic: bool = True
-    #: True when the selector uses the schedule's count ``k``.
+    #: True when the selector commits exactly the schedule's count ``k``.
     uses_count: bool = True
+    #: True when the selector records a draw order (``rank``).
+    uses_rank: bool = False
 
     @abstractmethod
-    def draw(self, scores: Tensor, eligible: Tensor, k: Tensor, rng: RowRNG) -> tuple[Tensor, Tensor]:
-        """Return ``(commit [R, Lb] bool, log_prob [R] float64)``."""
+    def draw(self, scores: Tensor, eligible: Tensor, plan: StepPlan, rng: RowRNG) -> SelectorDraw:
+        """Pick the commit set."""
 
     @abstractmethod
-    def log_prob(self, scores: Tensor, eligible: Tensor, k: Tensor, commit: Tensor) -> Tensor:
-        """Log-probability ``[R]`` of the given commit mask (``-inf`` if impossible)."""
+    def log_prob(
+        self, scores: Tensor, eligible: Tensor, plan: StepPlan, commit: Tensor, rank: Tensor | None = None
+    ) -> Tensor:
+        """Log-probability ``[R]`` of the given choice (``-inf`` if impossible)."""
 
-    def support_sizes(self, m: int, k: int | None) -> Sequence[int]:
-        """Sizes of commit sets of positive probability with ``m`` eligible positions.
+    def support(self, m: int, k: int | None) -> Iterable[tuple[tuple[int, ...], tuple[int, ...] | None]]:
+        """Candidate choices for exact enumeration with ``m`` eligible positions.
 
-        Used by exact enumeration to skip impossible sets; the default is every size.
+        Yields ``(committed eligible indices, their ranks or None)``; choices of
+        probability zero may be included (they are filtered by :meth:`log_prob`).
         """
-        return range(m + 1)
+        sizes = [min(int(k), m)] if (self.uses_count and k is not None) else range(m + 1)
+        for s in sizes:
+            for sub in itertools.combinations(range(m), s):
+                yield sub, None
 
 
-def _deterministic_log_prob(expected: Tensor, commit: Tensor) -> Tensor:
-    same = (expected == commit).all(dim=-1)
-    return torch.where(same, 0.0, float("-inf")).to(torch.float64)
+class _Deterministic(Selector):
+    def log_prob(self, scores, eligible, plan, commit, rank=None):
+        return _point_mass(self.draw(scores, eligible, plan, None).commit, commit)
 
 
 @dataclass(frozen=True)
-class TopK(Selector):
+class TopK(_Deterministic):
     """Commit the ``k`` eligible positions with the highest scores (LLaDA, Dream)."""
 
-    def support_sizes(self, m: int, k: int | None) -> Sequence[int]:
-        return [min(int(k), m)] if k is not None else range(m + 1)
-
-    def draw(self, scores: Tensor, eligible: Tensor, k: Tensor, rng: RowRNG) -> tuple[Tensor, Tensor]:
-        commit = top_k_mask(scores, eligible, k)
-        return commit, torch.zeros(commit.shape[0], dtype=torch.float64, device=commit.device)
-
-    def log_prob(self, scores: Tensor, eligible: Tensor, k: Tensor, commit: Tensor) -> Tensor:
-        return _deterministic_log_prob(top_k_mask(scores, eligible, k), commit)
+    def draw(self, scores, eligible, plan, rng):
+        commit = top_k_mask(scores, eligible, plan.k)
+        return SelectorDraw(commit, torch.zeros(commit.shape[0], dtype=torch.float64, device=commit.device))
 
 
 @dataclass(frozen=True)
@@ -88,18 +162,203 @@ class RandomK(Selector):
 
     is_deterministic = False
 
-    def support_sizes(self, m: int, k: int | None) -> Sequence[int]:
-        return [min(int(k), m)] if k is not None else range(m + 1)
-
-    def draw(self, scores: Tensor, eligible: Tensor, k: Tensor, rng: RowRNG) -> tuple[Tensor, Tensor]:
+    def draw(self, scores, eligible, plan, rng):
         u = rng.uniform(scores.shape[-1])
-        commit = top_k_mask(u, eligible, k)
-        return commit, self.log_prob(scores, eligible, k, commit)
+        commit = top_k_mask(u, eligible, plan.k)
+        return SelectorDraw(commit, self.log_prob(scores, eligible, plan, commit))
 
-    def log_prob(self, scores: Tensor, eligible: Tensor, k: Tensor, commit: Tensor) -> Tensor:
+    def log_prob(self, scores, eligible, plan, commit, rank=None):
         m = eligible.sum(dim=-1)
-        kk = torch.minimum(k.to(m.dtype), m)
+        kk = torch.minimum(plan.k.to(m.dtype), m)
         ok = (commit.sum(dim=-1) == kk) & ~(commit & ~eligible).any(dim=-1)
         mf, kf = m.to(torch.float64), kk.to(torch.float64)
         log_binom = torch.lgamma(mf + 1) - torch.lgamma(kf + 1) - torch.lgamma(mf - kf + 1)
-        return torch.where(ok, -log_binom, float("-inf"))
+        return torch.where(ok, -log_binom, NEG_INF)
+
+
+@dataclass(frozen=True)
+class Threshold(_Deterministic):
+    """Commit every eligible position whose score is at least ``threshold``, and always the best one.
+
+    This is Fast-dLLM's parallel decoding rule (``get_transfer_index`` with a
+    threshold; NVlabs/Fast-dLLM): the top-1 position is committed even below the
+    threshold, so every step commits at least one position. The schedule's count
+    is ignored.
+    """
+
+    threshold: float = 0.9
+    uses_count = False
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(float(self.threshold)):
+            raise ConfigError(f"threshold must be finite; got {self.threshold}")
+
+    def draw(self, scores, eligible, plan, rng):
+        ranks = _ranks(_sorted_order(scores, eligible))
+        commit = ((scores.to(torch.float64) >= float(self.threshold)) | (ranks == 0)) & eligible
+        return SelectorDraw(commit, torch.zeros(commit.shape[0], dtype=torch.float64, device=commit.device))
+
+
+@dataclass(frozen=True)
+class FactorRule(_Deterministic):
+    """Fast-dLLM's factor rule (``get_transfer_index_dynamic``).
+
+    With the eligible scores sorted in decreasing order ``c_0 >= c_1 >= ...``
+    (``M`` of them) and thresholds ``t_0 = -1``, ``t_r = 1 - factor / (r + 2)``,
+    let ``r*`` be the first rank with ``c_r < t_r`` (``M - 1`` if none). The
+    number committed is ``r*``, except that it is ``r* + 1`` when ``r*`` is 0 or
+    ``M - 1``, exactly as upstream (so a failure at the last rank still commits
+    everything). At least one position is committed.
+    """
+
+    factor: float = 1.0
+    uses_count = False
+
+    def __post_init__(self) -> None:
+        if not float(self.factor) > 0:
+            raise ConfigError(f"factor must be > 0; got {self.factor}")
+
+    def draw(self, scores, eligible, plan, rng):
+        order = _sorted_order(scores, eligible)
+        s_sorted = torch.gather(torch.where(eligible, scores.to(torch.float64), NEG_INF), 1, order)
+        lb = scores.shape[-1]
+        r = torch.arange(lb, device=scores.device, dtype=torch.float64)
+        thr = 1.0 - float(self.factor) / (r + 2.0)
+        thr[0] = -1.0
+        m = eligible.sum(dim=-1)  # [R]
+        valid = r[None, :] < m[:, None]
+        fail = (s_sorted < thr[None, :]) & valid
+        first = torch.where(fail.any(dim=-1), fail.to(torch.int64).argmax(dim=-1), (m - 1).clamp(min=0))
+        count = torch.where((first == 0) | (first == m - 1), first + 1, first)
+        count = torch.minimum(count, m)
+        commit = (_ranks(order) < count[:, None]) & eligible
+        return SelectorDraw(commit, torch.zeros(commit.shape[0], dtype=torch.float64, device=commit.device))
+
+
+@dataclass(frozen=True)
+class EntropyBound(_Deterministic):
+    """EB-sampler (Ben-Hamu et al., arXiv 2505.24857): an entropy budget per step.
+
+    Scores are read as negative error proxies (use :class:`~smcdiff.proposals.scores.NegEntropy`
+    for the entropy). Sorting positions by increasing entropy ``H``, the largest
+    prefix ``U`` with ``sum_{U} H - max_{U} H <= gamma`` is committed, and at
+    least one position.
+    """
+
+    gamma: float = 0.1
+    uses_count = False
+
+    def __post_init__(self) -> None:
+        if not float(self.gamma) >= 0:
+            raise ConfigError(f"gamma must be >= 0; got {self.gamma}")
+
+    def draw(self, scores, eligible, plan, rng):
+        order = _sorted_order(scores, eligible)
+        h = -torch.gather(scores.to(torch.float64), 1, order)  # increasing error proxy
+        m = eligible.sum(dim=-1)
+        valid = torch.arange(scores.shape[-1], device=scores.device)[None, :] < m[:, None]
+        h = torch.where(valid, h, 0.0)
+        acc = torch.cumsum(h, dim=-1)
+        cmax = torch.cummax(h, dim=-1).values
+        ok = ((acc - cmax) <= float(self.gamma)) & valid
+        count = torch.minimum(ok.sum(dim=-1).clamp(min=1), m)
+        commit = (_ranks(order) < count[:, None]) & eligible
+        return SelectorDraw(commit, torch.zeros(commit.shape[0], dtype=torch.float64, device=commit.device))
+
+
+@dataclass(frozen=True)
+class PlackettLuce(Selector):
+    """``k`` positions drawn without replacement from ``softmax(score / temperature)`` (Dream ``alg_temp``).
+
+    The draw is a Gumbel-top-k over ``score / temperature`` (float64 noise), which
+    is exactly sequential sampling without replacement. ``log_prob`` is the
+    Plackett-Luce probability of the ordered draw,
+    ``sum_j [ s_{i_j} - log sum_{l not yet drawn} exp(s_l) ]`` with ``s = score / T``.
+    """
+
+    temperature: float = 1.0
+    is_deterministic = False
+    uses_rank = True
+
+    def __post_init__(self) -> None:
+        if not float(self.temperature) > 0:
+            raise ConfigError(f"the Plackett-Luce temperature must be > 0; got {self.temperature}")
+
+    def _logits(self, scores: Tensor, eligible: Tensor) -> Tensor:
+        return torch.where(eligible, scores.to(torch.float64) / float(self.temperature), NEG_INF)
+
+    def draw(self, scores, eligible, plan, rng):
+        z = self._logits(scores, eligible)
+        u = rng.uniform(scores.shape[-1]).clamp_min(1e-300)
+        g = -torch.log(-torch.log(u))
+        keys = torch.where(eligible & torch.isfinite(z), z + g, NEG_INF)
+        order = torch.sort(keys, dim=-1, descending=True, stable=True).indices
+        ranks = _ranks(order)
+        n_pos = (eligible & torch.isfinite(z)).sum(dim=-1)
+        kk = torch.minimum(plan.k, n_pos)
+        commit = (ranks < kk[:, None]) & eligible
+        rank = torch.where(commit, ranks, -1)
+        return SelectorDraw(commit, self.log_prob(scores, eligible, plan, commit, rank), rank)
+
+    def log_prob(self, scores, eligible, plan, commit, rank=None):
+        if rank is None:
+            raise ConfigError("PlackettLuce.log_prob needs the draw order (rank)")
+        z = self._logits(scores, eligible)
+        r_rows, lb = z.shape
+        n_pos = (eligible & torch.isfinite(z)).sum(dim=-1)
+        kk = torch.minimum(plan.k, n_pos)
+        ok = (commit.sum(dim=-1) == kk) & ~(commit & ~eligible).any(dim=-1)
+        ok &= ((rank >= 0) == commit).all(dim=-1)
+        # ranks of committed positions must be exactly 0..k-1
+        sorted_ranks = torch.sort(torch.where(commit, rank, lb + 1), dim=-1).values
+        ok &= (
+            (sorted_ranks == torch.arange(lb, device=z.device)[None, :]) | (sorted_ranks == lb + 1)
+        ).all(dim=-1)
+        total = torch.zeros(r_rows, dtype=torch.float64, device=z.device)
+        remaining = z.clone()
+        for j in range(int(kk.max()) if r_rows else 0):
+            pick = (rank == j) & commit  # [R, Lb], at most one per row
+            has = pick.any(dim=-1)
+            zj = torch.where(pick, z, 0.0).sum(dim=-1)
+            lse = torch.logsumexp(remaining, dim=-1)
+            total = total + torch.where(has, zj - lse, 0.0)
+            remaining = torch.where(pick, NEG_INF, remaining)
+        total = torch.where(torch.isnan(total), NEG_INF, total)
+        return torch.where(ok, total, NEG_INF)
+
+    def support(self, m, k):
+        kk = min(int(k), m) if k is not None else m
+        for perm in itertools.permutations(range(m), kk):
+            sub = tuple(sorted(perm))
+            yield sub, tuple(perm.index(s) for s in sub)
+
+
+@dataclass(frozen=True)
+class Ancestral(Selector):
+    """Each eligible position is committed independently with probability ``p`` (MDLM).
+
+    ``p`` comes from the schedule (e.g. ``(alpha_s - alpha_t) / (1 - alpha_t)``
+    for an alpha schedule, or Dream's ``1 - s/t``); its log-probability is
+    ``|S| log p + (m - |S|) log(1 - p)``. Draws ``Lb`` uniforms per particle.
+    """
+
+    is_deterministic = False
+    uses_count = False
+
+    def draw(self, scores, eligible, plan, rng):
+        if plan.p is None:
+            raise ConfigError("Ancestral selection needs a schedule that defines transfer probabilities")
+        u = rng.uniform(scores.shape[-1])
+        commit = (u < plan.p[:, None]) & eligible
+        return SelectorDraw(commit, self.log_prob(scores, eligible, plan, commit))
+
+    def log_prob(self, scores, eligible, plan, commit, rank=None):
+        if plan.p is None:
+            raise ConfigError("Ancestral selection needs a schedule that defines transfer probabilities")
+        p = plan.p.to(torch.float64)
+        n = commit.sum(dim=-1).to(torch.float64)
+        m = eligible.sum(dim=-1).to(torch.float64)
+        lp = torch.where(n > 0, n * torch.log(p), 0.0) + torch.where(m - n > 0, (m - n) * torch.log1p(-p), 0.0)
+        bad = (commit & ~eligible).any(dim=-1)
+        return torch.where(bad | torch.isnan(lp), NEG_INF, lp)
+

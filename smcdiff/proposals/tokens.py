@@ -34,7 +34,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from .base import RowRNG
 
-__all__ = ["TokenLogProbs", "TokenSampler", "Greedy", "Categorical", "GumbelMax", "log_softmax_at"]
+__all__ = ["TokenLogProbs", "TokenSampler", "Greedy", "Categorical", "GumbelMax", "log_softmax_at", "truncate_logits"]
 
 _CHUNK = 128
 
@@ -127,22 +127,86 @@ def _sample_inverse_cdf(z: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
     return tok, lse
 
 
+def truncate_logits(z: Tensor, top_p: float | None = None, top_k: int | None = None) -> Tensor:
+    """Dream's nucleus and top-k truncation of (already tempered) logits ``z [..., V]``.
+
+    ``top_p``: sort decreasingly, drop every token after the first whose
+    cumulative probability exceeds ``top_p`` (the token that crosses it is
+    kept). ``top_k``: drop tokens whose logit is below the k-th largest (ties at
+    the k-th value are kept). Dropped tokens get ``-inf``. Applied in that
+    order, as ``sample_tokens`` in Dream's ``generation_utils.py`` does.
+    """
+    if top_p is not None and top_p < 1:
+        sorted_z, idx = torch.sort(z, dim=-1, descending=True)
+        cum = torch.cumsum(torch.softmax(sorted_z.to(torch.float64), dim=-1), dim=-1)
+        remove = cum > top_p
+        remove[..., 1:] = remove[..., :-1].clone()
+        remove[..., 0] = False
+        mask = torch.zeros_like(z, dtype=torch.bool).scatter_(-1, idx, remove)
+        z = z.masked_fill(mask, float("-inf"))
+    if top_k is not None:
+        k = min(int(top_k), z.shape[-1])
+        kth = torch.topk(z, k, dim=-1).values[..., -1:]
+        z = z.masked_fill(z < kth, float("-inf"))
+    return z
+
+
+def _check_truncation(top_p: float | None, top_k: int | None) -> None:
+    if top_p is not None and not (0.0 < float(top_p) <= 1.0):
+        raise ConfigError(f"top_p must lie in (0, 1]; got {top_p}")
+    if top_k is not None and int(top_k) < 1:
+        raise ConfigError(f"top_k must be >= 1; got {top_k}")
+
+
 class TokenSampler(ABC):
-    """Draws candidate tokens ``[R, Lb]`` from block logits ``[R, Lb, V]``."""
+    """Draws candidate tokens ``[R, Lb]`` from block logits ``[R, Lb, V]``.
+
+    Subclasses define the sampling law through :meth:`tempered_logits` (the
+    logits of the law the sampler draws from at positive temperature, or of the
+    renormalised truncated law used for Dream-style confidences at temperature 0).
+    """
 
     temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
+
+    @property
+    def is_deterministic(self) -> bool:
+        return self.temperature == 0.0
+
+    @property
+    def truncates(self) -> bool:
+        return (self.top_p is not None and self.top_p < 1) or self.top_k is not None
+
+    def tempered_logits(self, logits: Tensor) -> Tensor:
+        """``truncate(logits / T)`` (no division at ``T = 0``, as Dream)."""
+        z = logits if self.temperature in (0.0, 1.0) else logits / self.temperature
+        return truncate_logits(z, self.top_p, self.top_k) if self.truncates else z
+
+    def _greedy(self, logits: Tensor, tokens: Tensor | None = None) -> tuple[Tensor, TokenLogProbs]:
+        best = logits.argmax(dim=-1)
+        tok = best if tokens is None else tokens
+        model = log_softmax_at(logits, tok)
+        tempered = log_softmax_at(self.tempered_logits(logits), tok) if self.truncates else model
+        prop = torch.where(tok == best, 0.0, float("-inf")).to(torch.float64)
+        return tok, TokenLogProbs(model=model, proposal=prop, tempered=tempered)
+
+    def _stochastic_log_probs(self, logits: Tensor, tokens: Tensor, lse_z: Tensor | None = None) -> TokenLogProbs:
+        z = self.tempered_logits(logits)
+        prop = log_softmax_at(z, tokens, lse_z)
+        plain = self.temperature == 1.0 and not self.truncates
+        model = prop if plain else log_softmax_at(logits, tokens)
+        return TokenLogProbs(model=model, proposal=prop, tempered=prop)
 
     @abstractmethod
     def draw(self, logits: Tensor, rng: RowRNG) -> tuple[Tensor, TokenLogProbs]:
         """Draw a token at every block position; return it with its log-probabilities."""
 
-    @abstractmethod
     def log_prob(self, logits: Tensor, tokens: Tensor) -> TokenLogProbs:
         """Log-probabilities of given tokens (``-inf`` where the sampler cannot draw them)."""
-
-    @property
-    def is_deterministic(self) -> bool:
-        return False
+        if self.temperature == 0.0:
+            return self._greedy(logits, tokens)[1]
+        return self._stochastic_log_probs(logits, tokens)
 
 
 @dataclass(frozen=True)
@@ -151,101 +215,77 @@ class Greedy(TokenSampler):
 
     temperature: float = 0.0
 
-    @property
-    def is_deterministic(self) -> bool:
-        return True
+    def __post_init__(self) -> None:
+        if self.temperature != 0.0:
+            raise ConfigError("Greedy has temperature 0; use Categorical(T) for T > 0")
 
     def draw(self, logits: Tensor, rng: RowRNG) -> tuple[Tensor, TokenLogProbs]:
-        tok = logits.argmax(dim=-1)
-        lp = log_softmax_at(logits, tok)
-        return tok, TokenLogProbs(model=lp, proposal=torch.zeros_like(lp), tempered=lp)
-
-    def log_prob(self, logits: Tensor, tokens: Tensor) -> TokenLogProbs:
-        lp = log_softmax_at(logits, tokens)
-        best = logits.argmax(dim=-1)
-        prop = torch.where(tokens == best, 0.0, float("-inf")).to(torch.float64)
-        return TokenLogProbs(model=lp, proposal=prop, tempered=lp)
+        return self._greedy(logits)
 
 
 @dataclass(frozen=True)
 class Categorical(TokenSampler):
-    """Exact draws from ``softmax(logits / temperature)`` (inverse CDF, one uniform per position).
+    """Exact draws from ``softmax(truncate(logits / temperature))`` by inverse CDF.
 
-    ``temperature = 0`` is greedy decoding. Uses one float64 uniform per
-    particle and block position from the prompt's generator.
+    ``temperature = 0`` is greedy decoding. ``top_p`` / ``top_k`` truncate the
+    tempered logits as Dream does. One float64 uniform per particle and block
+    position, from the prompt's generator.
     """
 
     temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
 
     def __post_init__(self) -> None:
         _check_temperature(self.temperature)
-
-    @property
-    def is_deterministic(self) -> bool:
-        return self.temperature == 0.0
-
-    def _tempered(self, logits: Tensor) -> Tensor:
-        return logits if self.temperature == 1.0 else logits / self.temperature
+        _check_truncation(self.top_p, self.top_k)
 
     def draw(self, logits: Tensor, rng: RowRNG) -> tuple[Tensor, TokenLogProbs]:
         if self.temperature == 0.0:
-            return Greedy().draw(logits, rng)
+            return self._greedy(logits)
         r, lb, v = logits.shape
         u = rng.uniform(lb).reshape(r * lb)
-        z = self._tempered(logits).reshape(r * lb, v)
-        tok, lse_z = _sample_inverse_cdf(z, u)
+        z = self.tempered_logits(logits)
+        tok, lse_z = _sample_inverse_cdf(z.reshape(r * lb, v), u)
         tok = tok.reshape(r, lb)
-        lse_z = lse_z.reshape(r, lb)
-        prop = log_softmax_at(self._tempered(logits), tok, lse_z)
-        model = prop if self.temperature == 1.0 else log_softmax_at(logits, tok)
-        return tok, TokenLogProbs(model=model, proposal=prop, tempered=prop)
-
-    def log_prob(self, logits: Tensor, tokens: Tensor) -> TokenLogProbs:
-        if self.temperature == 0.0:
-            return Greedy().log_prob(logits, tokens)
-        model = log_softmax_at(logits, tokens)
-        prop = model if self.temperature == 1.0 else log_softmax_at(self._tempered(logits), tokens)
-        return TokenLogProbs(model=model, proposal=prop, tempered=prop)
+        return tok, self._stochastic_log_probs(logits, tok, lse_z.reshape(r, lb))
 
 
 @dataclass(frozen=True)
 class GumbelMax(TokenSampler):
-    """``argmax(logits / T + g)`` with ``g`` standard Gumbel noise in float64 over the whole vocabulary.
+    """``argmax(truncate(logits / T) + g)``, ``g`` standard Gumbel noise in float64 over the vocabulary.
 
-    This is the sampler of ML-GSAI/LLaDA (``add_gumbel_noise``): the same law as
+    The sampler of ML-GSAI/LLaDA (``add_gumbel_noise``): the same law as
     :class:`Categorical` but ``V`` uniforms per position, so it is slower; use it
-    to reproduce upstream noise. ``temperature = 0`` is greedy and draws nothing.
+    to reproduce upstream noise streams. ``temperature = 0`` is greedy and draws
+    nothing.
     """
 
     temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
 
     def __post_init__(self) -> None:
         _check_temperature(self.temperature)
-
-    @property
-    def is_deterministic(self) -> bool:
-        return self.temperature == 0.0
+        _check_truncation(self.top_p, self.top_k)
 
     def gumbel_argmax(self, logits: Tensor, u: Tensor) -> Tensor:
         """The token chosen by uniforms ``u`` (same shape as ``logits``), as LLaDA computes it.
 
         LLaDA's ``exp(logits) / (-log u)^T`` has the same argmax as
-        ``logits - T * log(-log u)``; the log form is used to avoid overflow.
+        ``logits - T * log(-log u)``; the log form avoids overflow. (No truncation.)
         """
         noisy = logits.to(torch.float64) - self.temperature * torch.log(-torch.log(u))
         return noisy.argmax(dim=-1)
 
     def draw(self, logits: Tensor, rng: RowRNG) -> tuple[Tensor, TokenLogProbs]:
         if self.temperature == 0.0:
-            return Greedy().draw(logits, rng)
+            return self._greedy(logits)
         r, lb, v = logits.shape
         u = rng.uniform(lb, v)
-        tok = self.gumbel_argmax(logits, u)
+        if self.truncates:
+            noisy = self.tempered_logits(logits).to(torch.float64) - torch.log(-torch.log(u))
+            tok = noisy.argmax(dim=-1)
+        else:
+            tok = self.gumbel_argmax(logits, u)
         return tok, self.log_prob(logits, tok)
-
-    def log_prob(self, logits: Tensor, tokens: Tensor) -> TokenLogProbs:
-        if self.temperature == 0.0:
-            return Greedy().log_prob(logits, tokens)
-        model = log_softmax_at(logits, tokens)
-        prop = model if self.temperature == 1.0 else log_softmax_at(logits / self.temperature, tokens)
-        return TokenLogProbs(model=model, proposal=prop, tempered=prop)

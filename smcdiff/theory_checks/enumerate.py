@@ -154,40 +154,49 @@ def enumerate_paths(
         pos = state.block_positions()
         cur = state.tokens[:, 0, :].gather(1, pos)
         elig = (cur == mask_id).tolist()
-        sizes_fn = getattr(getattr(proposal, "selector", None), "support_sizes", None)
+        selector = getattr(proposal, "selector", None)
         counts = None
-        if sizes_fn is not None and getattr(proposal.selector, "uses_count", False):
-            ctx = proposal.context(state, model)
-            counts = ctx.k.tolist()
+        if hasattr(proposal, "context"):
+            ctx = proposal.context(state, model, forward=False)
+            counts = ctx.k.tolist() if ctx.k is not None else None
         node_idx: list[int] = []
         cand_rows: list[list[int]] = []
         commit_rows: list[list[bool]] = []
+        rank_rows: list[list[int]] = []
         for i, e in enumerate(elig):
             epos = [j for j in range(lb) if e[j]]
             m = len(epos)
-            if sizes_fn is not None:
-                sizes = sizes_fn(m, counts[i] if counts is not None else None)
+            k_i = counts[i] if counts is not None else None
+            if selector is not None:
+                subs = list(selector.support(m, k_i))
             else:
-                sizes = range(m + 1)
-            subs = _subsets(m, sizes)
+                subs = [(sub, None) for s_ in range(m + 1) for sub in itertools.combinations(range(m), s_)]
             for toks in itertools.product(range(v), repeat=m):
                 base = [0] * lb
                 for j, t in zip(epos, toks):
                     base[j] = t
-                for sub in subs:
+                for sub, ranks in subs:
                     c = [False] * lb
-                    for s in sub:
-                        c[epos[s]] = True
+                    rk = [-1] * lb
+                    for idx_s, s_ in enumerate(sub):
+                        c[epos[s_]] = True
+                        if ranks is not None:
+                            rk[epos[s_]] = ranks[idx_s]
                     node_idx.append(i)
                     cand_rows.append(base)
                     commit_rows.append(c)
+                    rank_rows.append(rk)
         if len(node_idx) > max_paths:
             raise ConfigError(f"more than {max_paths} branches at one step; the model is too large to enumerate")
         idx = torch.tensor(node_idx, dtype=torch.long)
         expanded = _index_state(state, idx)
+        extra = {}
+        if selector is not None and getattr(selector, "uses_rank", False):
+            extra["rank"] = torch.tensor(rank_rows, dtype=torch.long).reshape(-1, 1, lb)
         choice = Choice(
             candidates=torch.tensor(cand_rows, dtype=torch.long).reshape(-1, 1, lb),
             commit=torch.tensor(commit_rows, dtype=torch.bool).reshape(-1, 1, lb),
+            extra=extra,
         )
         ps = proposal.evaluate(expanded, model, choice)
         inc = smc.reweight(expanded, ps)[:, 0]

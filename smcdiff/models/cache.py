@@ -1,0 +1,57 @@
+"""A model-agnostic prefix key/value cache.
+
+:class:`KVCache` holds, for every layer, the keys and values of the first
+``prefix_len`` positions of ``R`` rows (batch dimension 0). Adapters convert it
+to and from their model's native cache format. It never changes in place: a
+forward pass over a suffix reads it and leaves it as it was, so one prefix can
+serve every step of a block (Fast-dLLM's prefix cache).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["KVCache"]
+
+
+@dataclass(frozen=True)
+class KVCache:
+    """Per-layer ``(key, value)`` tensors ``[R, ...]`` for the first ``prefix_len`` positions.
+
+    Attributes:
+        layers: one ``(k, v)`` pair per layer; dimension 0 is the row.
+        prefix_len: number of cached positions (of the model's input, after any shift).
+    """
+
+    layers: tuple[tuple[Tensor, Tensor], ...]
+    prefix_len: int
+
+    @property
+    def n_rows(self) -> int:
+        return self.layers[0][0].shape[0] if self.layers else 0
+
+    def index_select(self, rows: Tensor) -> "KVCache":
+        """Rows ``rows`` (long ``[R']``) of the cache, in that order."""
+        rows = rows.to(self.layers[0][0].device) if self.layers else rows
+        return KVCache(tuple((k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.layers), self.prefix_len)
+
+    @staticmethod
+    def cat(caches: Sequence["KVCache"]) -> "KVCache":
+        """Concatenate caches with the same ``prefix_len`` along the row dimension."""
+        if len(caches) == 1:
+            return caches[0]
+        p = {c.prefix_len for c in caches}
+        if len(p) != 1:
+            raise ValueError(f"cannot concatenate caches of different prefix lengths {sorted(p)}")
+        layers = tuple(
+            (torch.cat([c.layers[i][0] for c in caches]), torch.cat([c.layers[i][1] for c in caches]))
+            for i in range(len(caches[0].layers))
+        )
+        return KVCache(layers, caches[0].prefix_len)
+
+    def nbytes(self) -> int:
+        return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers)

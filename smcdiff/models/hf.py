@@ -1,0 +1,393 @@
+"""Adapters from transformers models to the :class:`~smcdiff.models.Denoiser` protocol.
+
+=====================  =========================================================================
+adapter                model
+=====================  =========================================================================
+``MaskedLMDenoiser``   any ``AutoModelForMaskedLM`` (BERT, ModernBERT, ...); mask id from the
+                       tokenizer
+``LLaDADenoiser``      LLaDA (remote code returning ``.logits``; mask 126336, EOS 126081,
+                       EoT 126348 by default) or :class:`~smcdiff.models.llada_arch.SMCDiffLLaDAModel`
+``DreamDenoiser``      Dream (Qwen2-style, logits right-shifted by one: position ``i`` is
+                       predicted at output ``i - 1``); mask 151666 by default
+=====================  =========================================================================
+
+Common behaviour
+----------------
+* ``logits(tokens [R, L], attention_mask [R, L] | None) -> [R, L, V]``, with
+  any shift undone, and ``suppress_ids`` set to ``-inf``.
+* Left padding: padded keys are masked and, for models that take
+  ``position_ids``, positions count real tokens only, so a prompt gives the same
+  logits alone or batched with longer prompts (up to floating-point rounding).
+* Models that accept a key/value cache get ``prefill`` / ``cached_logits`` for
+  the prefix cache (:mod:`smcdiff.proposals.cache`).
+* ``from_pretrained(path)`` loads from a local directory (no hub access is
+  attempted when ``HF_HUB_OFFLINE=1``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError, ModelOutputError
+from .cache import KVCache
+
+__all__ = ["HFDenoiser", "MaskedLMDenoiser", "LLaDADenoiser", "DreamDenoiser", "positions_from_mask"]
+
+LLADA_MASK_ID = 126336
+LLADA_EOS_ID = 126081
+LLADA_EOT_ID = 126348
+DREAM_MASK_ID = 151666
+
+
+def positions_from_mask(attention_mask: Tensor) -> Tensor:
+    """Position ids that count real tokens only: ``cumsum(mask) - 1``, clamped at 0 on padding."""
+    am = attention_mask.to(torch.long)
+    return (am.cumsum(dim=-1) - 1).clamp(min=0)
+
+
+def _forward_params(model) -> set[str]:
+    try:
+        return set(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):  # pragma: no cover
+        return set()
+
+
+def _out_cache(out):
+    for name in ("cache", "past_key_values"):
+        try:
+            val = out[name] if isinstance(out, dict) else getattr(out, name, None)
+        except KeyError:
+            val = None
+        if val is not None:
+            return val
+    return None
+
+
+def _kv_layers(cache) -> list[tuple[Tensor, Tensor]]:
+    """Per-layer ``(k, v)`` ``[R, H, T, D]`` from a transformers Cache or a tuple of pairs."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return [(kv[0], kv[1]) for kv in cache]
+
+
+class HFDenoiser:
+    """Base adapter for a transformers-style model returning ``.logits``.
+
+    Args:
+        model: the torch module (in eval mode).
+        mask_id: id of the mask token.
+        eos_ids: end-of-sequence ids (EOS first).
+        pad_id: padding id for batched prompts of different lengths.
+        suppress_ids: ids whose logits are always ``-inf`` (e.g. special tokens).
+        shift: 1 for models whose output ``i`` predicts position ``i + 1`` (Dream).
+        tokenizer: optional tokenizer kept for decoding.
+        attention_mask_format: ``"2d"`` (``[R, L]``) or ``"4d"`` (Dream's ``[R, 1, L, L]``).
+    """
+
+    shift: int = 0
+
+    def __init__(
+        self,
+        model,
+        mask_id: int,
+        eos_ids: Sequence[int] = (),
+        pad_id: int | None = None,
+        suppress_ids: Sequence[int] = (),
+        shift: int | None = None,
+        tokenizer=None,
+        attention_mask_format: str = "2d",
+        vocab_size: int | None = None,
+    ) -> None:
+        self.model = model
+        self.mask_id = int(mask_id)
+        self.eos_ids = tuple(int(e) for e in eos_ids)
+        self.pad_id = None if pad_id is None else int(pad_id)
+        self.suppress_ids = tuple(int(i) for i in suppress_ids)
+        if shift is not None:
+            self.shift = int(shift)
+        if self.shift not in (0, 1):
+            raise ConfigError(f"shift must be 0 or 1; got {self.shift}")
+        self.tokenizer = tokenizer
+        if attention_mask_format not in ("2d", "4d"):
+            raise ConfigError(f"attention_mask_format must be '2d' or '4d'; got {attention_mask_format!r}")
+        self.attention_mask_format = attention_mask_format
+        cfg = getattr(model, "config", None)
+        v = vocab_size if vocab_size is not None else getattr(cfg, "vocab_size", None)
+        if v is None:
+            raise ConfigError("cannot tell the model's vocabulary size; pass vocab_size=")
+        self.vocab_size = int(v)
+        n_emb = None
+        emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        if emb is not None and hasattr(emb, "num_embeddings"):
+            n_emb = int(emb.num_embeddings)
+        upper = n_emb if n_emb is not None else self.vocab_size
+        if not 0 <= self.mask_id < upper:
+            raise ConfigError(
+                f"mask_id {self.mask_id} is not a token of this model (it has {upper} input embeddings); "
+                f"check the mask id for this checkpoint"
+            )
+        if self.pad_id is not None and self.pad_id == self.mask_id:
+            raise ConfigError(f"pad_id ({self.pad_id}) must differ from mask_id ({self.mask_id})")
+        params = _forward_params(model)
+        self._takes_positions = "position_ids" in params
+        self._cache_kw = "cache" if "cache" in params else ("past_key_values" if "past_key_values" in params else None)
+        self._native_cache = False  # set by prefill(): True when the model returns a transformers Cache
+        self.n_forward = 0
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def device(self) -> torch.device:
+        try:
+            return next(self.model.parameters()).device
+        except StopIteration:  # pragma: no cover
+            return torch.device("cpu")
+
+    @property
+    def supports_prefix_cache(self) -> bool:
+        return self._cache_kw is not None
+
+    def _mask_arg(self, am: Tensor | None, q_start: int = 0) -> Tensor | None:
+        if am is None:
+            return None
+        if self.attention_mask_format == "4d":
+            b = am.to(torch.bool)
+            return b[:, None, None, :] & b[:, None, q_start:, None]
+        return am.to(torch.long)
+
+    def _call(self, tokens: Tensor, am: Tensor | None, positions: Tensor | None, cache=None, use_cache: bool = False):
+        kwargs = {}
+        if am is not None:
+            kwargs["attention_mask"] = self._mask_arg(am, am.shape[1] - tokens.shape[1])
+        if positions is not None and self._takes_positions:
+            kwargs["position_ids"] = positions
+        if cache is not None:
+            kwargs[self._cache_kw] = cache
+        if use_cache:
+            kwargs["use_cache"] = True
+        self.n_forward += 1
+        return self.model(input_ids=tokens, **kwargs)
+
+    def _post(self, logits: Tensor) -> Tensor:
+        if self.suppress_ids:
+            logits = logits.clone()
+            logits[..., list(self.suppress_ids)] = float("-inf")
+        return logits
+
+    def _positions(self, am: Tensor | None, length: int, rows: int, device) -> Tensor | None:
+        if am is None:
+            return None
+        return positions_from_mask(am)
+
+    @torch.no_grad()
+    def logits(self, tokens: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """``[R, L]`` -> ``[R, L, V]`` for position ``i`` (shift undone)."""
+        tokens = tokens.to(self.device)
+        am = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            am = attention_mask.to(self.device)
+        out = self._call(tokens, am, self._positions(am, tokens.shape[1], tokens.shape[0], tokens.device))
+        raw = out["logits"] if isinstance(out, dict) else out.logits
+        if self.shift:
+            raw = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
+        return self._post(raw)
+
+    # ------------------------------------------------------------------ prefix cache
+    def _to_native(self, kv: KVCache):
+        if not self._native_cache:
+            return tuple(kv.layers)
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=[(k, v) for k, v in kv.layers])
+
+    @torch.no_grad()
+    def prefill(self, tokens: Tensor, attention_mask: Tensor | None, prefix_len: int) -> tuple[Tensor, KVCache]:
+        """Full forward; returns logits ``[R, L, V]`` and the cache of the positions before ``prefix_len``."""
+        if self._cache_kw is None:
+            raise ConfigError(f"{type(self.model).__name__} does not accept a key/value cache")
+        tokens = tokens.to(self.device)
+        am = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.to(self.device)
+        out = self._call(tokens, am, self._positions(am, tokens.shape[1], tokens.shape[0], tokens.device), use_cache=True)
+        raw = out["logits"] if isinstance(out, dict) else out.logits
+        cache = _out_cache(out)
+        if cache is None:
+            raise ModelOutputError(f"{type(self.model).__name__} returned no cache with use_cache=True")
+        self._native_cache = hasattr(cache, "layers")
+        keep = max(int(prefix_len) - self.shift, 0)
+        layers = tuple((k[:, :, :keep].contiguous(), v[:, :, :keep].contiguous()) for k, v in _kv_layers(cache))
+        if self.shift:
+            raw = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
+        return self._post(raw), KVCache(layers, keep)
+
+    @torch.no_grad()
+    def cached_logits(self, tokens: Tensor, attention_mask: Tensor | None, cache: KVCache) -> Tensor:
+        """Logits ``[R, L - prefix, V]`` of positions ``prefix .. L-1`` given the cached prefix.
+
+        ``tokens`` is the full canvas ``[R, L]``; only the part after the cached
+        positions is run through the model.
+        """
+        tokens = tokens.to(self.device)
+        p = cache.prefix_len
+        start = p  # model input positions from p on
+        am = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.to(self.device)
+        if p == 0:
+            out = self._call(tokens, am, self._positions(am, tokens.shape[1], tokens.shape[0], tokens.device))
+        else:
+            pos = None
+            if am is not None:
+                pos = positions_from_mask(am)[:, start:]
+            elif self._takes_positions:
+                pos = torch.arange(start, tokens.shape[1], device=tokens.device).expand(tokens.shape[0], -1)
+            out = self._call(tokens[:, start:], am, pos, cache=self._to_native(cache), use_cache=True)
+        raw = out["logits"] if isinstance(out, dict) else out.logits
+        if self.shift:
+            # raw[:, j] predicts input position start + j + 1
+            if p == 0:
+                raw = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
+                return self._post(raw)
+            return self._post(raw[:, :-1])
+        return self._post(raw)
+
+    def decode(self, ids) -> str:
+        if self.tokenizer is None:
+            raise ConfigError("this adapter has no tokenizer")
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "tokenizer.model", "vocab.json")
+
+
+def _load_tokenizer(path: str, trust_remote_code: bool = False):
+    """The tokenizer saved in ``path``, or None if the directory holds none."""
+    import os
+
+    if not os.path.isdir(path) or not any(os.path.exists(os.path.join(path, f)) for f in _TOKENIZER_FILES):
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+
+
+def _dtype(dtype):
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    return getattr(torch, str(dtype))
+
+
+class MaskedLMDenoiser(HFDenoiser):
+    """Any ``AutoModelForMaskedLM``: the MLM head gives the clean-token logits directly.
+
+    The mask id comes from ``mask_id=`` or the tokenizer; special tokens other
+    than the mask (``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``) are suppressed by
+    default (``suppress_special=True``) so they are never generated.
+    """
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str,
+        mask_id: int | None = None,
+        suppress_special: bool = True,
+        device: str | torch.device | None = None,
+        dtype=None,
+        **kwargs,
+    ) -> "MaskedLMDenoiser":
+        from transformers import AutoModelForMaskedLM
+
+        model = AutoModelForMaskedLM.from_pretrained(path, dtype=_dtype(dtype)).eval()
+        if device is not None:
+            model = model.to(device)
+        tok = _load_tokenizer(path)
+        if mask_id is None:
+            mask_id = getattr(tok, "mask_token_id", None)
+        if mask_id is None:
+            raise ConfigError(f"no mask id: {path} has no tokenizer with a mask token; pass mask_id=")
+        pad_id = getattr(tok, "pad_token_id", None) if tok is not None else getattr(model.config, "pad_token_id", None)
+        suppress: list[int] = list(kwargs.pop("suppress_ids", ()))
+        if suppress_special and tok is not None:
+            suppress += [i for i in getattr(tok, "all_special_ids", []) if i != mask_id]
+        eos = kwargs.pop("eos_ids", ())
+        return cls(model, mask_id, eos_ids=eos, pad_id=pad_id, suppress_ids=sorted(set(suppress)), tokenizer=tok, **kwargs)
+
+
+class LLaDADenoiser(HFDenoiser):
+    """LLaDA: a remote-code mask predictor returning ``.logits`` (GSAI-ML/LLaDA-8B-*).
+
+    Defaults follow ML-GSAI/LLaDA: mask id 126336, EOS 126081, EoT 126348, no
+    logit shift, and a prefix cache through ``past_key_values`` (as in
+    NVlabs/Fast-dLLM). A config with ``mask_token_id`` / ``eos_token_id`` /
+    ``eot_token_id`` (as :class:`SMCDiffLLaDAConfig`) overrides the defaults.
+    """
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str, device: str | torch.device | None = None, dtype=None, trust_remote_code: bool = True, **kwargs
+    ) -> "LLaDADenoiser":
+        from transformers import AutoModel
+
+        from . import llada_arch  # noqa: F401 - registers the bundled architecture
+
+        model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=_dtype(dtype)).eval()
+        if device is not None:
+            model = model.to(device)
+        tok = kwargs.pop("tokenizer", None) or _load_tokenizer(path, trust_remote_code)
+        return cls.wrap(model, tokenizer=tok, **kwargs)
+
+    @classmethod
+    def wrap(cls, model, tokenizer=None, **kwargs) -> "LLaDADenoiser":
+        cfg = getattr(model, "config", None)
+        mask_id = kwargs.pop("mask_id", getattr(cfg, "mask_token_id", None) or LLADA_MASK_ID)
+        eos = getattr(cfg, "eos_token_id", None)
+        eot = getattr(cfg, "eot_token_id", None)
+        default_eos = (LLADA_EOS_ID if eos is None else int(eos), LLADA_EOT_ID if eot is None else int(eot))
+        eos_ids = kwargs.pop("eos_ids", default_eos)
+        pad_id = kwargs.pop("pad_id", getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else getattr(cfg, "pad_token_id", None))
+        if pad_id is not None and int(pad_id) == int(mask_id):
+            pad_id = None
+        return cls(model, mask_id, eos_ids=eos_ids, pad_id=pad_id, tokenizer=tokenizer, **kwargs)
+
+
+class DreamDenoiser(HFDenoiser):
+    """Dream (Dream-org/Dream-v0-*): a Qwen2-style network whose logits are right-shifted.
+
+    Output ``i`` of the network predicts position ``i + 1``; the adapter undoes
+    the shift so that ``logits[:, i]`` is position ``i`` and position 0 keeps the
+    first output, as Dream's ``diffusion_generate`` does. Default mask id 151666;
+    EOS from the config. Dream's own remote code takes a 4-D attention mask
+    (``attention_mask_format="4d"``, chosen automatically for ``model_type ==
+    "Dream"``); transformers' Qwen2 takes the usual 2-D mask.
+    """
+
+    shift = 1
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str, device: str | torch.device | None = None, dtype=None, trust_remote_code: bool = True, **kwargs
+    ) -> "DreamDenoiser":
+        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+        cfg = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        loader = AutoModel if getattr(cfg, "auto_map", None) else AutoModelForCausalLM
+        model = loader.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=_dtype(dtype)).eval()
+        if device is not None:
+            model = model.to(device)
+        tok = kwargs.pop("tokenizer", None) or _load_tokenizer(path, trust_remote_code)
+        return cls.wrap(model, tokenizer=tok, **kwargs)
+
+    @classmethod
+    def wrap(cls, model, tokenizer=None, **kwargs) -> "DreamDenoiser":
+        cfg = getattr(model, "config", None)
+        gen = getattr(model, "generation_config", None)
+        mask_id = kwargs.pop(
+            "mask_id", getattr(cfg, "mask_token_id", None) or getattr(gen, "mask_token_id", None) or DREAM_MASK_ID
+        )
+        eos = getattr(gen, "eos_token_id", None) or getattr(cfg, "eos_token_id", None)
+        eos_ids = kwargs.pop("eos_ids", () if eos is None else (tuple(eos) if isinstance(eos, (list, tuple)) else (eos,)))
+        pad_id = kwargs.pop("pad_id", getattr(cfg, "pad_token_id", None))
+        if pad_id is not None and int(pad_id) == int(mask_id):
+            pad_id = None
+        fmt = kwargs.pop("attention_mask_format", "4d" if getattr(cfg, "model_type", "") == "Dream" else "2d")
+        return cls(model, mask_id, eos_ids=eos_ids, pad_id=pad_id, tokenizer=tokenizer, attention_mask_format=fmt, **kwargs)
