@@ -39,7 +39,7 @@ from torch import Tensor
 from .errors import AllParticlesDeadError, ConfigError
 from .models.base import validate_denoiser
 from .policies import AdaptiveResampling, CheckEvent, ResamplingPolicy
-from .potentials.base import Potential, total_log_potential
+from .potentials.base import Potential, apply_potentials
 from .proposals.base import Proposal, ProposalStep
 from .resampling import resample
 from .results import Genealogy, SMCResult, StepRecord
@@ -305,13 +305,16 @@ class SMC:
     # ------------------------------------------------------------------ step
     def reweight(self, prev: ParticleState, ps: ProposalStep) -> Tensor:
         """The log-weight increment ``[B, N]`` of a proposal step (0 on inactive prompts)."""
-        inc = total_log_potential(self.potentials, prev, ps)
+        return self._reweight(prev, ps)[0]
+
+    def _reweight(self, prev: ParticleState, ps: ProposalStep) -> tuple[Tensor, dict]:
+        inc, extras = apply_potentials(self.potentials, prev, ps)
         if ps.log_k is not None:
             corr = ps.log_k - ps.log_q
             corr = torch.where(torch.isneginf(ps.log_k), float("-inf"), corr)
             inc = torch.where(torch.isneginf(inc) | torch.isneginf(corr), float("-inf"), inc + corr)
         active = ps.active[:, None].expand_as(inc)
-        return torch.where(active, inc, torch.zeros_like(inc))
+        return torch.where(active, inc, torch.zeros_like(inc)), extras
 
     @torch.no_grad()
     def step(self, model, state: SMCState) -> tuple[SMCState, StepRecord]:
@@ -322,13 +325,13 @@ class SMC:
         """
         prev = state.particles
         ps = self.proposal.propose(prev, model, state.generators, max_rows=self.max_rows)
-        inc = self.reweight(prev, ps)
+        inc, extras = self._reweight(prev, ps)
         active = ps.active & ~state.dead
         old_log_Z = state.log_Z
         w = state.weights.add(inc)
         newly_dead = w.dead & ~state.dead
         dead = state.dead
-        particles = ps.state
+        particles = ps.state.with_extras(**extras) if extras else ps.state
         if bool(newly_dead.any()):
             rows = torch.nonzero(newly_dead).flatten().tolist()
             if self.on_all_dead == "raise":

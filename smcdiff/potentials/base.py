@@ -22,7 +22,7 @@ Elsewhere its factor is one (log 0).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..proposals.base import ProposalStep
 from ..state import ParticleState
 
-__all__ = ["Potential", "ProductPotential", "PowerPotential", "total_log_potential"]
+__all__ = ["Potential", "ProductPotential", "PowerPotential", "TwistPotential", "total_log_potential", "apply_potentials"]
 
 _WHEN = ("step", "block_end", "final")
 
@@ -77,6 +77,17 @@ class Potential(ABC):
             raise ConfigError(f"{type(self).__name__} returned NaN or +inf log potentials")
         return torch.where(mask, lg, torch.zeros_like(lg))
 
+    def apply(self, prev: ParticleState, step: ProposalStep) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(contribution [B, N], per-particle extras to store in the new state)``.
+
+        Stateless potentials store nothing; twists store their current value.
+        """
+        return self.contribution(prev, step), {}
+
+    def init_state(self, particles: ParticleState) -> ParticleState:
+        """Add any per-particle extras this potential keeps (called once by ``SMC.init``)."""
+        return particles
+
     # ------------------------------------------------------------------ algebra
     def __mul__(self, other: "Potential") -> "ProductPotential":
         if not isinstance(other, Potential):
@@ -93,6 +104,10 @@ class Potential(ABC):
     def final_only(self) -> "Potential":
         """This potential, applied only at the step at which a particle becomes fully unmasked."""
         return _Timed(self, "final")
+
+    def as_twist(self) -> "TwistPotential":
+        """Use this potential as a twist: it steers the particles but does not change the target."""
+        return TwistPotential(self)
 
 
 @dataclass(frozen=True)
@@ -129,10 +144,21 @@ class ProductPotential(Potential):
         return self.contribution(prev, step)
 
     def contribution(self, prev: ParticleState, step: ProposalStep) -> Tensor:
+        return self.apply(prev, step)[0]
+
+    def apply(self, prev: ParticleState, step: ProposalStep) -> tuple[Tensor, dict[str, Tensor]]:
         out = torch.zeros(step.log_q.shape, dtype=torch.float64, device=step.log_q.device)
+        extras: dict[str, Tensor] = {}
         for f in self.factors:
-            out = _add_log(out, f.contribution(prev, step))
-        return out
+            inc, ex = f.apply(prev, step)
+            out = _add_log(out, inc)
+            extras.update(ex)
+        return out, extras
+
+    def init_state(self, particles: ParticleState) -> ParticleState:
+        for f in self.factors:
+            particles = f.init_state(particles)
+        return particles
 
     def __repr__(self) -> str:
         return " * ".join(repr(f) for f in self.factors)
@@ -159,6 +185,64 @@ class PowerPotential(Potential):
 
     def __repr__(self) -> str:
         return f"({self.inner!r}) ** {self.beta}"
+
+
+class TwistPotential(Potential):
+    """A telescoping twist ``psi_t`` built from a potential (llamppl-style ``twist`` / ``untwist``).
+
+    At each step of an active prompt a particle's log weight changes by
+    ``log psi_t - log psi_{t-1}`` (``log psi_0 = 0``), and at the step at which the
+    particle becomes fully unmasked by ``-log psi_{t-1}``: the twist is removed, so
+    the product over a whole trajectory is exactly one. A twist therefore changes
+    which particles survive resampling but neither the target nor its normalising
+    constant. ``log psi_t`` is the inner potential's ``log_potential`` at that
+    step; its last value is kept per particle (and moves with resampling).
+    """
+
+    def __init__(self, inner: Potential) -> None:
+        if isinstance(inner, TwistPotential):
+            raise ConfigError("a twist of a twist is not defined")
+        self.inner = inner
+        self.key = f"twist:{id(self)}"
+
+    def init_state(self, particles: ParticleState) -> ParticleState:
+        z = torch.zeros(particles.tokens.shape[:2], dtype=torch.float64, device=particles.device)
+        return particles.with_extras(**{self.key: z})
+
+    def log_potential(self, prev: ParticleState, step: ProposalStep) -> Tensor:
+        return self.apply(prev, step)[0]
+
+    def apply(self, prev: ParticleState, step: ProposalStep) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.key not in prev.extras:
+            raise ConfigError("the twist's state is missing; run it through SMC (which calls init_state)")
+        old = prev.extras[self.key]
+        active = step.active[:, None].expand_as(old)
+        if not bool(active.any()):
+            return torch.zeros_like(old), {self.key: old}
+        cur = self.inner.log_potential(prev, step).to(torch.float64)
+        if bool((torch.isnan(cur) | torch.isposinf(cur))[active].any()):
+            raise ConfigError(f"{type(self.inner).__name__} returned NaN or +inf as a twist value")
+        done = step.completed
+        new = torch.where(active & ~done, cur, torch.where(done, torch.zeros_like(old), old))
+        inc = torch.where(done, -old, cur - old)
+        inc = torch.where(torch.isneginf(cur) & ~done, float("-inf"), inc)
+        return torch.where(active, inc, torch.zeros_like(inc)), {self.key: new}
+
+    def __repr__(self) -> str:
+        return f"({self.inner!r}).as_twist()"
+
+
+def apply_potentials(
+    potentials: Sequence[Potential], prev: ParticleState, step: ProposalStep
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Summed contributions ``[B, N]`` and the extras to store, for a list of potentials."""
+    out = torch.zeros(step.log_q.shape, dtype=torch.float64, device=step.log_q.device)
+    extras: dict[str, Tensor] = {}
+    for p in potentials:
+        inc, ex = p.apply(prev, step)
+        out = _add_log(out, inc)
+        extras.update(ex)
+    return out, extras
 
 
 def _add_log(a: Tensor, b: Tensor) -> Tensor:

@@ -45,12 +45,14 @@ class PathEnumeration:
         log_q: ``[P]`` float64 log proposal probability of each path.
         log_w: ``[P]`` float64 log importance weight of each path.
         prompt_length: length of the prompt prefix in ``finals``.
+        commit_steps: ``[P, L]`` step at which each position was committed (-1: prompt).
     """
 
     finals: Tensor
     log_q: Tensor
     log_w: Tensor
     prompt_length: int
+    commit_steps: Tensor | None = None
 
     @property
     def n_paths(self) -> int:
@@ -143,6 +145,7 @@ def enumerate_paths(
     log_q = torch.zeros(1, dtype=torch.float64)
     log_w = torch.zeros(1, dtype=torch.float64)
     done_tokens: list[Tensor] = []
+    done_steps: list[Tensor] = []
     done_lq: list[Tensor] = []
     done_lw: list[Tensor] = []
     lb = state.canvas.block_length
@@ -199,15 +202,17 @@ def enumerate_paths(
             extra=extra,
         )
         ps = proposal.evaluate(expanded, model, choice)
-        inc = smc.reweight(expanded, ps)[:, 0]
+        inc_full, extras = smc._reweight(expanded, ps)
+        inc = inc_full[:, 0]
         step_lq = ps.log_q[:, 0]
         keep = ~torch.isneginf(step_lq)
         new_lq = log_q[idx] + step_lq
         new_lw = torch.where(torch.isneginf(inc), float("-inf"), log_w[idx] + inc)
-        new_state = ps.state
+        new_state = ps.state.with_extras(**extras) if extras else ps.state
         fin = new_state.done & keep
         if bool(fin.any()):
             done_tokens.append(new_state.tokens[fin, 0, :])
+            done_steps.append(new_state.commit_step[fin, 0, :])
             done_lq.append(new_lq[fin])
             done_lw.append(new_lw[fin])
         cont = keep & ~new_state.done
@@ -224,6 +229,7 @@ def enumerate_paths(
         log_q=torch.cat(done_lq),
         log_w=torch.cat(done_lw),
         prompt_length=state.canvas.prompt_length,
+        commit_steps=torch.cat(done_steps),
     )
 
 
