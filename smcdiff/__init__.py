@@ -3,19 +3,24 @@
 The public API is re-exported here; see the package documentation in ``docs/``.
 """
 
+from . import metrics, recipes, rewards, theory_checks
 from .engine import SMC, SMCState, make_generators, row_seeds
 from .errors import AllParticlesDeadError, ConfigError, ModelOutputError, SMCDiffError, UndefinedWeightError
 from .models import Denoiser, ToyDenoiser, random_joint
 from .policies import AdaptiveResampling, AlwaysResample, AtBlockEnd, EveryKSteps, EveryStep, NeverResample
-from .potentials import Potential, TrajectoryConfidence
+from .potentials import Potential, RewardPotential, TrajectoryConfidence, TwistPotential
 from .proposals import (
+    Ancestral,
     Categorical,
     Confidence,
     EvenSplit,
     FixedCounts,
     Greedy,
     GumbelMax,
+    PlackettLuce,
     RandomK,
+    RewardTilt,
+    Threshold,
     TopK,
     UnmaskingKernel,
 )
@@ -27,6 +32,10 @@ from .weights import Weights
 __version__ = "0.1.0"
 
 __all__ = [
+    "recipes",
+    "metrics",
+    "rewards",
+    "theory_checks",
     "SMC",
     "SMCState",
     "SMCResult",
@@ -51,7 +60,13 @@ __all__ = [
     "random_joint",
     "Potential",
     "TrajectoryConfidence",
+    "RewardPotential",
+    "TwistPotential",
     "UnmaskingKernel",
+    "RewardTilt",
+    "PlackettLuce",
+    "Threshold",
+    "Ancestral",
     "Categorical",
     "Greedy",
     "GumbelMax",

@@ -18,12 +18,14 @@ raise :class:`~smcdiff.errors.ConfigError` naming them.
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, Callable, Sequence
 
 from .engine import SMC
 from .errors import ConfigError
-from .policies import AdaptiveResampling, ResamplingPolicy
+from .policies import AdaptiveResampling, EveryKSteps, ResamplingPolicy
 from .potentials.base import Potential
+from .potentials.confidence import TrajectoryConfidence
 from .proposals import (
     AdaptiveSteps,
     AlphaSchedule,
@@ -44,9 +46,10 @@ from .proposals import (
     TopK,
     UnmaskingKernel,
 )
+from .proposals.reward_tilt import ExpClip, RewardTilt
 from .proposals.tokens import TokenSampler
 
-__all__ = ["llada", "dream", "fast_dllm", "mdlm", "eb_sampler", "build", "RECIPES", "token_sampler"]
+__all__ = ["llada", "dream", "fast_dllm", "mdlm", "eb_sampler", "sr_smc", "rws", "build", "RECIPES", "token_sampler"]
 
 
 def token_sampler(temperature: float, sampler: str = "categorical", top_p: float | None = None, top_k: int | None = None) -> TokenSampler:
@@ -255,12 +258,117 @@ def eb_sampler(
     return _smc(kernel, gen_length, n_particles, potentials, resampling, max_rows)
 
 
+def sr_smc(
+    base: SMC | UnmaskingKernel | None = None,
+    n_particles: int = 4,
+    scheme: str = "systematic",
+    kappa: float = 0.5,
+    when: str | EveryKSteps = "block_end",
+    tempered: bool = False,
+    anneal: str | None = None,
+    faithful: bool = False,
+    family: str = "dllm",
+    gen_length: int | None = None,
+    max_rows: int | None = None,
+) -> SMC:
+    """Self-rewarding SMC (arXiv 2602.01849): the base sampler's kernel, trajectory confidence, adaptive resampling.
+
+    The target is the base kernel's path measure tilted by the trajectory
+    confidence ``prod_t prod_{j in S_t} p(x_j | x_t)``; with the kernel as proposal
+    the incremental weight is exactly that product (Proposition 3.1), for any
+    selection rule. Default base: ``fast_dllm(threshold=0.9, block_length=32,
+    temperature=1.0)`` (the paper's dLLM setting). Use ``result.sample()`` for a
+    draw from the weighted particles, ``result.best("trajectory_confidence")`` for
+    the paper's output rule.
+
+    ``faithful=True`` switches to the released code's choices: multinomial
+    resampling, ``kappa = 0.5``, checked at block ends (``family="dllm"``, LLaDA and
+    Dream, including after the last block) or every 128 steps (``family="mdlm"``).
+    ``tempered=True`` weights by the tempered/truncated probability (released
+    Dream code); ``anneal="steps_over_length"`` is the released MDLM annealing.
+    """
+    if base is None:
+        base = fast_dllm(threshold=0.9, block_length=32, temperature=1.0)
+    kernel = base.proposal if isinstance(base, SMC) else base
+    if gen_length is None and isinstance(base, SMC):
+        gen_length = base.gen_length
+    if family not in ("dllm", "mdlm"):
+        raise ConfigError(f"family must be 'dllm' or 'mdlm'; got {family!r}")
+    if faithful:
+        scheme, kappa = "multinomial", 0.5
+        when = "block_end" if family == "dllm" else EveryKSteps(128)
+    policy = AdaptiveResampling(kappa, scheme, when, final=faithful)
+    deterministic = (
+        getattr(getattr(kernel, "sampler", None), "is_deterministic", False)
+        and getattr(getattr(kernel, "selector", None), "is_deterministic", False)
+        and not getattr(getattr(kernel, "schedule", None), "is_random", True)
+    )
+    if n_particles > 1 and deterministic:
+        warnings.warn(
+            "SR-SMC with temperature 0 and a deterministic selector: all particles are identical and have equal "
+            "weights, so SMC cannot act (it is the plain sampler at N times the cost)",
+            UserWarning,
+            stacklevel=2,
+        )
+    return SMC(kernel, [TrajectoryConfidence(tempered=tempered, anneal=anneal)], n_particles=n_particles,
+               resampling=policy, max_rows=max_rows, gen_length=gen_length)
+
+
+def rws(
+    reward: Any,
+    gen_length: int = 128,
+    steps: int | None = None,
+    block_length: int | None = None,
+    temperature: float = 0.0,
+    scale: Callable | None = None,
+    scale_sampling: bool = True,
+    decode: Callable | None = None,
+    selection: str = "topk",
+    alg_temp: float = 1.0,
+    sampler: str = "categorical",
+    n_particles: int = 1,
+    potentials: Sequence[Potential] = (),
+    resampling: ResamplingPolicy | None = None,
+    max_rows: int | None = None,
+) -> SMC:
+    """Reward-weighted sampling (arXiv 2509.00707) on LLaDA's sampler, as a reward-tilted kernel.
+
+    Each step: fill the masks with the current predictions, score the sequence
+    once per row with ``reward`` (normalise it, e.g. with
+    :class:`~smcdiff.rewards.NormalizedReward`), map it to ``r = scale(s)``
+    (default ``ExpClip()``) and use ``r * logits`` for the confidences (and for
+    sampling when ``scale_sampling``). Defaults: two tokens per step
+    (``steps = gen_length / 2``) and one block, as in the paper's illustration.
+
+    ``selection="topk"``: the paper's sampler; the tilted kernel is its own target
+    (no weight correction; with ``n_particles > 1`` independent runs). ``selection=
+    "plackett_luce"``: positions drawn by Plackett-Luce at ``alg_temp``; the tilt is
+    then a proposal and the engine weights by ``log K - log q``, so the particles
+    target the *untilted* Plackett-Luce kernel times ``potentials``.
+    """
+    steps = steps if steps is not None else max(1, gen_length // 2)
+    tilt = RewardTilt(reward, scale or ExpClip(), stage="sampling" if scale_sampling else "score", decode=decode)
+    if selection == "topk":
+        selector, target = TopK(), "proposal"
+    elif selection == "plackett_luce":
+        selector, target = PlackettLuce(alg_temp), "model"
+    else:
+        raise ConfigError(f"selection must be 'topk' or 'plackett_luce'; got {selection!r}")
+    kernel = UnmaskingKernel(
+        token_sampler(temperature, sampler), selector, EvenSplit(steps), Confidence(),
+        block_length=block_length, transforms=[tilt], target=target,
+    )
+    return _smc(kernel, gen_length, n_particles, potentials, resampling, max_rows)
+
+
 RECIPES: dict[str, Callable[..., SMC]] = {
     "llada": llada,
     "dream": dream,
     "fast_dllm": fast_dllm,
     "mdlm": mdlm,
     "eb_sampler": eb_sampler,
+    "sr_smc": sr_smc,
+    "rws": rws,
 }
 
 

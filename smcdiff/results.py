@@ -155,6 +155,36 @@ class SMCResult:
         """``[B, N]`` sum of the committed tokens' log-probabilities (SR-SMC's log C)."""
         return self.committed_logp.sum(dim=-1)
 
+    def best(self, by: str = "weight") -> tuple[Tensor, Tensor]:
+        """One particle per prompt: ``(sequences [B, L], indices [B])``.
+
+        ``by="weight"``: the particle of largest final weight. ``by="trajectory_confidence"``:
+        the particle of largest total log trajectory confidence (the rule of the
+        released SR-SMC LLaDA/Dream code and Algorithm 1 of arXiv 2602.01849, which
+        does not depend on the weight resets at resampling).
+        """
+        if by == "weight":
+            score = self.weights.log_w
+        elif by == "trajectory_confidence":
+            score = self.trajectory_log_confidence
+        else:
+            raise ConfigError(f"by must be 'weight' or 'trajectory_confidence'; got {by!r}")
+        idx = score.argmax(dim=1)
+        return self.sequences[torch.arange(self.sequences.shape[0], device=idx.device), idx], idx
+
+    def sample(self, k: int = 1, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``k`` particles per prompt drawn with replacement by normalised weight.
+
+        Returns ``(sequences [B, k, L], indices [B, k])``. A draw from the weighted
+        particle approximation of the target.
+        """
+        if k < 1:
+            raise ConfigError(f"k must be >= 1; got {k}")
+        W = self.weights.normalized()
+        idx = torch.multinomial(W.to(torch.float64).cpu(), k, replacement=True, generator=generator).to(W.device)
+        seqs = torch.gather(self.sequences, 1, idx[..., None].expand(-1, -1, self.sequences.shape[-1]))
+        return seqs, idx
+
     def per_prompt(self, b: int) -> "SMCResult":
         """The result restricted to prompt ``b`` (a batch of one)."""
         if not 0 <= b < self.sequences.shape[0]:

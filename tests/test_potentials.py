@@ -32,9 +32,9 @@ class SeqScore(Potential):
         return self.c * torch.where(in_blk, gen, 0.0).sum(-1)
 
 
-MODEL = ToyDenoiser.random(3, 5, seed=21)
+MODEL = ToyDenoiser.random(3, 4, seed=21)
 PROMPT = [2]
-G = 4
+G = 3
 
 
 def kernel(block_length=None):
@@ -59,9 +59,10 @@ def test_product_and_power_of_final_potentials():
 
 
 def test_at_block_end():
+    model = ToyDenoiser.random(3, 5, seed=21)
     pot = SeqScore(0.5, block=True, block_length=2).at_block_end()
-    rep = check_proper_weighting(kernel(2), MODEL, PROMPT, G, [pot],
-                                 target=joint_times(lambda s: math.exp(0.5 * sum(s))))
+    law = {s: p * math.exp(0.5 * sum(s)) for s, p in model.target_given_prompt(PROMPT).items()}
+    rep = check_proper_weighting(kernel(2), model, PROMPT, 4, [pot], target=law)
     assert rep.passed, str(rep)
 
 

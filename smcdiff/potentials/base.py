@@ -51,6 +51,14 @@ class Potential(ABC):
     def log_potential(self, prev: ParticleState, step: ProposalStep) -> Tensor:
         """``log G_t`` for every prompt and particle ``[B, N]`` (unmasked by :attr:`when`)."""
 
+    def log_potential_at(self, prev: ParticleState, step: ProposalStep, mask: Tensor) -> Tensor:
+        """``log G_t`` where ``mask [B, N]`` is True (other entries are ignored).
+
+        Override to skip work (e.g. reward calls) for particles the potential does
+        not apply to; the default evaluates every particle.
+        """
+        return self.log_potential(prev, step)
+
     # ------------------------------------------------------------------ evaluation
     def applies(self, step: ProposalStep) -> Tensor:
         """Bool ``[B, N]``: particles whose weight this potential changes at this step."""
@@ -67,7 +75,7 @@ class Potential(ABC):
         mask = self.applies(step)
         if not bool(mask.any()):
             return torch.zeros(step.log_q.shape, dtype=torch.float64, device=step.log_q.device)
-        lg = self.log_potential(prev, step).to(torch.float64)
+        lg = self.log_potential_at(prev, step, mask).to(torch.float64)
         if lg.shape != step.log_q.shape:
             raise ConfigError(
                 f"{type(self).__name__}.log_potential returned shape {tuple(lg.shape)}; expected [B, N] = "
@@ -121,6 +129,9 @@ class _Timed(Potential):
 
     def log_potential(self, prev: ParticleState, step: ProposalStep) -> Tensor:
         return self.inner.log_potential(prev, step)
+
+    def log_potential_at(self, prev: ParticleState, step: ProposalStep, mask: Tensor) -> Tensor:
+        return self.inner.log_potential_at(prev, step, mask)
 
     def __repr__(self) -> str:
         return f"{self.inner!r}.{'at_block_end' if self.when == 'block_end' else 'final_only'}()"
@@ -178,7 +189,10 @@ class PowerPotential(Potential):
         return self.inner.applies(step)
 
     def log_potential(self, prev: ParticleState, step: ProposalStep) -> Tensor:
-        lg = self.inner.log_potential(prev, step).to(torch.float64)
+        return self.log_potential_at(prev, step, torch.ones_like(step.log_q, dtype=torch.bool))
+
+    def log_potential_at(self, prev: ParticleState, step: ProposalStep, mask: Tensor) -> Tensor:
+        lg = self.inner.log_potential_at(prev, step, mask).to(torch.float64)
         if self.beta == 0.0:
             return torch.zeros_like(lg)
         return self.beta * lg
@@ -219,7 +233,8 @@ class TwistPotential(Potential):
         active = step.active[:, None].expand_as(old)
         if not bool(active.any()):
             return torch.zeros_like(old), {self.key: old}
-        cur = self.inner.log_potential(prev, step).to(torch.float64)
+        cur = self.inner.log_potential_at(prev, step, active).to(torch.float64)
+        cur = torch.where(active, cur, 0.0)
         if bool((torch.isnan(cur) | torch.isposinf(cur))[active].any()):
             raise ConfigError(f"{type(self.inner).__name__} returned NaN or +inf as a twist value")
         done = step.completed

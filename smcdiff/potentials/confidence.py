@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..proposals.base import ProposalStep
 from ..state import ParticleState
 from .base import Potential
@@ -35,12 +36,26 @@ class TrajectoryConfidence(Potential):
             truncated) distribution, as the released Dream SR-SMC code does, instead
             of the untempered model probability (the LLaDA code and the paper's
             Proposition 3.1). At temperature 1 without truncation the two agree.
+        anneal: ``"steps_over_length"`` multiplies step t's log potential by
+            ``beta_t = t / gen_length`` (t counts the prompt's steps), the annealing of
+            the released MDLM/BD3-LM SR-SMC code (deviation D9: not part of
+            Proposition 3.1; it defines a different target).
     """
 
     tempered: bool = False
+    anneal: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.anneal not in (None, "steps_over_length"):
+            raise ConfigError(f"anneal must be None or 'steps_over_length'; got {self.anneal!r}")
 
     def log_potential(self, prev: ParticleState, step: ProposalStep) -> Tensor:
         if not self.tempered:
-            return step.committed_logp.sum(dim=-1)
-        lp = step.aux["logp_tempered"]
-        return torch.where(step.choice.commit, lp, torch.zeros_like(lp)).sum(dim=-1)
+            lg = step.committed_logp.sum(dim=-1)
+        else:
+            lp = step.aux["logp_tempered"]
+            lg = torch.where(step.choice.commit, lp, torch.zeros_like(lp)).sum(dim=-1)
+        if self.anneal == "steps_over_length":
+            beta = (prev.steps + 1).to(torch.float64) / float(prev.canvas.gen_length)
+            lg = beta[:, None] * lg
+        return lg

@@ -3,6 +3,7 @@
 from .base import Choice, Proposal, ProposalStep, RowRNG
 from .cache import PrefixCacheStore
 from .kernel import KernelContext, UnmaskingKernel
+from .reward_tilt import Affine, Direct, ExpClip, RewardTilt
 from .schedules import AdaptiveSteps, AlphaSchedule, DreamSchedule, EvenSplit, FixedCounts, Schedule, even_split_counts
 from .scores import Confidence, Margin, NegEntropy, Score, ScoreFn, UniformRandom
 from .selectors import (
@@ -64,4 +65,8 @@ __all__ = [
     "SuppressEOS",
     "LogitsFn",
     "TransformContext",
+    "RewardTilt",
+    "ExpClip",
+    "Affine",
+    "Direct",
 ]

@@ -466,7 +466,8 @@ class UnmaskingKernel(Proposal):
             sel_lp_k = self.selector.log_prob(score_k, elig, plan, commit, rank)
             log_k = torch.where(elig, lp_k.proposal, 0.0).sum(dim=-1) + count_lp + sel_lp_k
             lp_target = lp_k
-        return self._apply(state, ctx, cand, commit, lp_q, lp_target, log_q, log_k, score_q, plan, rank)
+        step_aux = {k: v for k, v in tctx.cache.items() if isinstance(v, Tensor) and v.dim() == 1 and v.shape[0] == cand.shape[0]}
+        return self._apply(state, ctx, cand, commit, lp_q, lp_target, log_q, log_k, score_q, plan, rank, step_aux)
 
     def _idle(self, state: ParticleState) -> ProposalStep:
         b, n, l = state.tokens.shape
@@ -493,7 +494,7 @@ class UnmaskingKernel(Proposal):
             nfe=torch.zeros(b, dtype=torch.long, device=dev),
         )
 
-    def _apply(self, state, ctx, cand, commit, lp_q, lp_target, log_q, log_k, score, plan, rank) -> ProposalStep:
+    def _apply(self, state, ctx, cand, commit, lp_q, lp_target, log_q, log_k, score, plan, rank, step_aux=None) -> ProposalStep:
         b, n, l = state.tokens.shape
         canvas = state.canvas
         lb = canvas.block_length
@@ -567,6 +568,8 @@ class UnmaskingKernel(Proposal):
             "score": full(score.to(torch.float64), zlb),
             "k": full(plan.k, torch.zeros(b, n, dtype=torch.long, device=dev)),
         }
+        for key, val in (step_aux or {}).items():  # per-row values computed by transforms (e.g. RWS reward, scale)
+            aux[key] = full(val.to(torch.float64), zf)
         extra = {}
         if rank is not None:
             extra["rank"] = full(rank, torch.full((b, n, lb), -1, dtype=torch.long, device=dev))

@@ -3,10 +3,21 @@
 * exact enumeration of a proposal's paths on toy models (:func:`enumerate_paths`),
   the exact normaliser (:func:`exact_log_Z`) and target law (:func:`exact_target`);
 * :func:`check_proper_weighting` (exact) and :func:`check_unbiasedness`
-  (statistical, ``E[Z_hat] / Z = 1`` within k standard errors).
+  (statistical, ``E[Z_hat] / Z = 1`` within k standard errors), both at once with
+  :func:`check_components`;
+* :mod:`.rank_reversal` and :mod:`.expected_reward`: the RWS theorems
+  (arXiv 2509.00707) as computable statements.
 """
 
-from .checks import ProperWeightingReport, UnbiasednessReport, check_proper_weighting, check_unbiasedness
+from . import expected_reward, rank_reversal
+from .checks import (
+    ComponentReport,
+    ProperWeightingReport,
+    UnbiasednessReport,
+    check_components,
+    check_proper_weighting,
+    check_unbiasedness,
+)
 from .enumerate import PathEnumeration, enumerate_paths, exact_log_Z, exact_target
 
 __all__ = [
@@ -18,4 +29,8 @@ __all__ = [
     "ProperWeightingReport",
     "check_unbiasedness",
     "UnbiasednessReport",
+    "check_components",
+    "ComponentReport",
+    "rank_reversal",
+    "expected_reward",
 ]

@@ -25,6 +25,8 @@ from ..proposals.base import Proposal
 from .enumerate import enumerate_paths, exact_log_Z
 
 __all__ = [
+    "ComponentReport",
+    "check_components",
     "ProperWeightingReport",
     "check_proper_weighting",
     "UnbiasednessReport",
@@ -193,3 +195,48 @@ def check_unbiasedness(
     return UnbiasednessReport(
         ratio_mean=mean, standard_error=se, z_score=z, n_runs=n_runs, k=k, passed=passed, log_Z=float(log_Z)
     )
+
+
+@dataclass(frozen=True)
+class ComponentReport:
+    """Both checks for a user's proposal and potentials on a toy model."""
+
+    proper_weighting: ProperWeightingReport
+    unbiasedness: UnbiasednessReport
+
+    @property
+    def passed(self) -> bool:
+        return self.proper_weighting.passed and self.unbiasedness.passed
+
+    def __str__(self) -> str:
+        return f"{self.proper_weighting}\n{self.unbiasedness}"
+
+
+def check_components(
+    proposal: Proposal,
+    model,
+    prompt: Sequence[int] | None,
+    gen_length: int,
+    potentials: Sequence[Potential] | Potential = (),
+    *,
+    n_particles: int = 4,
+    resampling=None,
+    n_runs: int = 2000,
+    seed: int = 0,
+    k: float = 5.0,
+    reference: Proposal | None = None,
+    atol: float = 1e-9,
+) -> ComponentReport:
+    """Is ``proposal`` (with ``potentials``) properly weighted, and is its SMC estimate unbiased?
+
+    Runs :func:`check_proper_weighting` (exact) and :func:`check_unbiasedness`
+    (``E[Z_hat]/Z`` with its standard error over ``n_runs`` runs of ``n_particles``)
+    on a toy model. ``reference`` is the model kernel defining the target (default:
+    the proposal's ``reference``, or the proposal itself).
+    """
+    from ..policies import AlwaysResample
+
+    pw = check_proper_weighting(proposal, model, prompt, gen_length, potentials, reference=reference, atol=atol)
+    smc = SMC(proposal, potentials, n_particles=n_particles, resampling=resampling or AlwaysResample())
+    ub = check_unbiasedness(smc, model, prompt, gen_length, n_runs=n_runs, seed=seed, k=k, reference=reference)
+    return ComponentReport(pw, ub)

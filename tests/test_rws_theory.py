@@ -1,0 +1,209 @@
+"""The RWS theorems (reconstructed in rws.md §2.2-2.3), reproduced to the stated digits."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smcdiff.theory_checks.expected_reward import (
+    exp_tilt_derivative,
+    exp_tilt_expectation,
+    is_comonotone,
+    is_non_decreasing_in,
+    logit_scaling_derivative,
+    logit_scaling_expectation,
+    tilt_gain,
+    tilted_expectation,
+)
+from smcdiff.theory_checks.rank_reversal import (
+    compare,
+    confidence,
+    crossings,
+    large_r_winner,
+    log_one_minus_confidence,
+    log_S,
+    margin,
+    rws_select,
+    small_r_winner,
+    total_gap,
+    two_level_case,
+    two_level_confidence,
+    two_level_crossing,
+)
+
+A = [0, -0.1] + [-10] * 18
+B = [0] + [-2] * 19
+
+
+def test_example1_sharpening_reversal():
+    assert confidence(A, 1) == pytest.approx(0.5248, abs=5e-5)
+    assert confidence(B, 1) == pytest.approx(0.2800, abs=5e-5)
+    assert confidence(A, 1.5) == pytest.approx(0.5374, abs=5e-5) and confidence(B, 1.5) == pytest.approx(0.5139, abs=5e-5)
+    assert confidence(A, 2) == pytest.approx(0.5498, abs=5e-5) and confidence(B, 2) == pytest.approx(0.7418, abs=5e-5)
+    (r,) = crossings(A, B)
+    assert r == pytest.approx(1.5497, abs=1e-4)
+    assert two_level_crossing(1, 0.1, 19, 2.0) == pytest.approx(math.log(19) / 1.9, abs=1e-12)
+    assert math.log(19) / 1.9 == pytest.approx(1.54970, abs=1e-5)
+    assert large_r_winner(A, B) == -1 and margin(B) == (2.0, 19) and margin(A)[0] == pytest.approx(0.1)
+    assert total_gap(A) == pytest.approx(180.1) and total_gap(B) == pytest.approx(38.0)
+    assert small_r_winner(A, B) == 1  # below r* the order never reverses here
+
+
+def test_example2_flattening_reversal():
+    I, J = [0, -3, -3], [0, -1.5, -20]
+    assert confidence(I, 1) == pytest.approx(0.9094, abs=5e-5) and confidence(J, 1) == pytest.approx(0.8176, abs=5e-5)
+    assert confidence(I, 0.3) == pytest.approx(0.5515, abs=5e-5) and confidence(J, 0.3) == pytest.approx(0.6097, abs=5e-5)
+    (r,) = crossings(I, J)
+    assert r == pytest.approx(0.46197, abs=1e-5)
+    assert two_level_crossing(2, 3, 1, 1.5) == pytest.approx(0.46210, abs=1e-5)
+    assert small_r_winner(I, J) == -1 and total_gap(J) == pytest.approx(21.5) and total_gap(I) == pytest.approx(6.0)
+
+
+def test_example3_no_reversal_possible():
+    assert confidence([0, -1], 0.1) == pytest.approx(0.525, abs=5e-4)
+    assert confidence([0, -2], 0.1) == pytest.approx(0.550, abs=5e-4)
+    assert crossings([0, -1], [0, -2]) == []  # binary vocabulary: the larger margin always wins
+    P, Q = [0, -1, -2, -3], [0, -0.5, -1.5, -2.5]
+    assert confidence(P, 1) == pytest.approx(0.6439, abs=5e-5) and confidence(Q, 1) == pytest.approx(0.5231, abs=5e-5)
+    for r in np.linspace(1e-3, 50, 2000):
+        assert compare(P, Q, r) >= 0  # sorted-gap dominance
+
+
+def test_example4_double_crossing_uniqueness_fails():
+    a = [0, -2.072, -2.292, -0.123, -3.175]
+    b = [0, -0.349, -25.572, -1.743, -0.549]
+    assert confidence(a, 1) == pytest.approx(0.4645, abs=5e-5) and confidence(b, 1) == pytest.approx(0.4068, abs=5e-5)
+    assert confidence(a, 0.05) == pytest.approx(0.2155, abs=5e-5) and confidence(b, 0.05) == pytest.approx(0.2409, abs=5e-5)
+    assert confidence(a, 5) == pytest.approx(0.6491, abs=5e-5) and confidence(b, 5) == pytest.approx(0.8071, abs=5e-5)
+    roots = crossings(a, b)
+    assert len(roots) == 2
+    assert roots[0] == pytest.approx(0.3280, abs=1e-4) and roots[1] == pytest.approx(2.2162, abs=1e-4)
+    assert small_r_winner(a, b) == -1 and large_r_winner(a, b) == -1  # b has larger D and larger margin
+
+
+def test_example5_whole_rws_step():
+    pos = [[0] + [-4] * 19, [0, -0.1] + [-10] * 18, [0] + [-1] * 19, [0] + [-2] * 19]
+    sel, conf = rws_select(pos, 2, 1.0)
+    assert sel == [0, 1]
+    assert conf == pytest.approx([0.7418, 0.5248, 0.1252, 0.2800], abs=5e-5)
+    for r in (0.25, 0.5, 1.5):
+        assert rws_select(pos, 2, r)[0] == [0, 1]
+    sel, conf = rws_select(pos, 2, 2.0)
+    assert sel == [0, 3]
+    assert conf == pytest.approx([0.9937, 0.5498, 0.2800, 0.7418], abs=5e-5)
+
+
+def test_log_space_comparisons_do_not_saturate():
+    z1, z2 = [0, -1.0, -1.0], [0, -1.2, -30.0]
+    r = 200.0
+    assert confidence(z1, r) == 1.0 and confidence(z2, r) == 1.0  # float64 saturates
+    assert compare(z2, z1, r) == 1  # larger margin wins, visible in log space
+    assert log_one_minus_confidence(z1, r) == pytest.approx(math.log(2) - 200, abs=1e-9)
+
+
+logit_vec = st.lists(st.floats(-8, 8, allow_nan=False), min_size=2, max_size=8)
+
+
+@given(logit_vec, st.floats(0.01, 20), st.floats(0.01, 20), st.floats(-5, 5))
+def test_lemma0(z, r1, r2, shift):
+    lo, hi = sorted([r1, r2])
+    argmax = int(np.argmax(z))
+    assert int(np.argmax(hi * np.asarray(z))) == argmax  # positive scaling keeps the arg-max
+    assert log_S(z, hi) <= log_S(z, lo) + 1e-12  # confidence non-decreasing in r
+    assert log_S(np.asarray(z) + shift, lo) == pytest.approx(log_S(z, lo), abs=1e-9)  # shift invariance
+    v = len(z)
+    m = int(np.sum(np.isclose(np.asarray(z), max(z), rtol=0, atol=0)))
+    assert confidence(z, 1e-9) == pytest.approx(1 / v, rel=1e-6)
+    if margin(z)[0] * 1e6 > 50:
+        assert log_S(z, 1e6) == pytest.approx(math.log(m), abs=1e-9)
+
+
+@given(st.integers(1, 20), st.floats(0.05, 5), st.integers(1, 20), st.floats(0.05, 5))
+def test_proposition3_two_level_cases(mi, di, mj, dj):
+    if not mi * math.exp(-di) < mj * math.exp(-dj) or abs(di - dj) < 1e-3:
+        return
+    case = two_level_case(mi, di, mj, dj)
+    grid = np.geomspace(1e-3, 200, 400)
+    # c_j > c_i  <=>  m_j e^{-r d_j} < m_i e^{-r d_i}, compared in log space (no saturation)
+    rev = [math.log(mj) - r * dj < math.log(mi) - r * di for r in grid]
+    assert two_level_confidence(mi, di, 1.0) > two_level_confidence(mj, dj, 1.0)
+    if case.kind == "above":
+        assert case.r_star > 1
+        assert all(rv == (r > case.r_star) for r, rv in zip(grid, rev) if abs(r - case.r_star) > 1e-6)
+    elif case.kind == "below":
+        assert case.r_star < 1
+        assert all(rv == (r < case.r_star) for r, rv in zip(grid, rev) if abs(r - case.r_star) > 1e-6)
+    else:
+        assert not any(rev)
+
+
+def test_corollary_predicts_reversal_direction():
+    # the baseline prefers A; B has the larger margin, so some r > 1 reverses (example 1)
+    assert compare(A, B, 1.0) == 1 and compare(A, B, 10.0) == -1 and large_r_winner(A, B) == -1
+
+
+# ---------------------------------------------------------------- Theorem 2
+
+
+def test_t2a_example():
+    p, R = [0.5, 0.3, 0.2], [0, 1, 2]
+    assert exp_tilt_expectation(p, R, 0) == pytest.approx(0.7)
+    assert exp_tilt_derivative(p, R, 0) == pytest.approx(0.61)
+    assert exp_tilt_expectation(p, R, 0.5) == pytest.approx(1.0284, abs=5e-5)
+    assert exp_tilt_expectation(p, R, 1.0) == pytest.approx(1.3501, abs=5e-5)
+    assert exp_tilt_expectation(p, R, 2.0) == pytest.approx(1.7641, abs=5e-5)
+    assert tilted_expectation(p, R, [1, 1.5, 1.5]) == pytest.approx(0.84)
+
+
+def test_t2b_example_and_counterexample():
+    z = [2, 1, 0]
+    good = [logit_scaling_expectation(z, [1, 0.5, 0], r) for r in (0.5, 1, 2, 4)]
+    assert good == pytest.approx([0.6601, 0.7876, 0.9255, 0.9907], abs=5e-5)
+    bad = [logit_scaling_expectation(z, [0, 0, 1], r) for r in (0.5, 1, 2, 4)]
+    assert bad == pytest.approx([0.1863, 0.0900, 0.0159, 0.0003], abs=5e-5)
+    assert is_comonotone(z, [1, 0.5, 0]) and not is_comonotone(z, [0, 0, 1])
+    assert all(a > b for a, b in zip(bad, bad[1:]))  # sharpening lowers reward without the precondition
+
+
+probs = st.lists(st.floats(0.01, 1.0), min_size=2, max_size=7).map(lambda x: list(np.asarray(x) / np.sum(x)))
+
+
+@given(probs, st.data())
+def test_t2a_tilting_never_lowers_expected_reward(p, data):
+    n = len(p)
+    R = data.draw(st.lists(st.floats(-3, 3), min_size=n, max_size=n))
+    raw = data.draw(st.lists(st.floats(0.0, 5.0), min_size=n, max_size=n))
+    # make w a non-decreasing function of R
+    order = np.argsort(R, kind="stable")
+    w = np.empty(n)
+    w[order] = np.maximum.accumulate(np.asarray(raw)[order])
+    for u in range(n):  # equal rewards get equal weights
+        w[u] = max(w[v] for v in range(n) if R[v] == R[u])
+    if np.dot(p, w) <= 0:
+        return
+    assert is_non_decreasing_in(R, w)
+    gain, formula = tilt_gain(p, R, w)
+    assert gain == pytest.approx(formula, abs=1e-9)
+    assert gain >= -1e-12
+    b1, b2 = sorted(data.draw(st.lists(st.floats(-3, 3), min_size=2, max_size=2)))
+    assert exp_tilt_expectation(p, R, b2) >= exp_tilt_expectation(p, R, b1) - 1e-9
+    beta = data.draw(st.floats(-2, 2))
+    h = 1e-5
+    num = (exp_tilt_expectation(p, R, beta + h) - exp_tilt_expectation(p, R, beta - h)) / (2 * h)
+    assert num == pytest.approx(exp_tilt_derivative(p, R, beta), abs=1e-5)
+
+
+@given(st.lists(st.floats(-4, 4), min_size=2, max_size=7), st.data())
+def test_t2b_comonotone_reward_is_non_decreasing_in_r(z, data):
+    z = np.asarray(z)
+    # a reward that is a non-decreasing function of the logit
+    R = np.tanh(z) + 0.1 * z
+    r1, r2 = sorted(data.draw(st.lists(st.floats(0.01, 10), min_size=2, max_size=2)))
+    assert is_comonotone(z, R)
+    assert logit_scaling_expectation(z, R, r2) >= logit_scaling_expectation(z, R, r1) - 1e-9
+    assert logit_scaling_derivative(z, R, r1) >= -1e-12
+    h = 1e-5
+    num = (logit_scaling_expectation(z, R, r1 + h) - logit_scaling_expectation(z, R, r1 - h)) / (2 * h)
+    assert num == pytest.approx(logit_scaling_derivative(z, R, r1), abs=1e-5)

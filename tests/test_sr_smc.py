@@ -1,0 +1,176 @@
+"""SR-SMC (arXiv 2602.01849): Proposition 3.1 exactly, unbiasedness, and regressions for the released
+code's deviations D1-D11 (reference notes sr-smc.md §4.9)."""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from reference_impl import conditional
+from smcdiff import (
+    SMC,
+    AdaptiveResampling,
+    AlwaysResample,
+    EveryKSteps,
+    NeverResample,
+    ToyDenoiser,
+    TrajectoryConfidence,
+    recipes,
+    row_seeds,
+)
+from smcdiff.models import DreamDenoiser, LLaDADenoiser
+from smcdiff.models.tiny import tiny_dream, tiny_llada
+from smcdiff.proposals import AdaptiveSteps, Categorical, EvenSplit, RandomK, Threshold, TopK, UnmaskingKernel
+from smcdiff.theory_checks import check_unbiasedness, enumerate_paths
+
+
+def trajectory_log_conf(joint, seq, steps, mask_id):
+    """sum over positions of log p(x_l | the positions committed before l's step), from the joint."""
+    total = 0.0
+    for pos, st in enumerate(steps):
+        if st < 0:
+            continue
+        before = [t if (s < 0 or s < st) else mask_id for t, s in zip(seq, steps)]
+        total += math.log(conditional(joint, before, mask_id)[pos][seq[pos]])
+    return total
+
+
+@pytest.mark.parametrize(
+    "selector,schedule",
+    [(TopK(), EvenSplit(3)), (Threshold(0.3), AdaptiveSteps()), (RandomK(), EvenSplit(2))],
+    ids=["top-k", "threshold", "random"],
+)
+@pytest.mark.parametrize("tau", [1.0, 0.6])
+def test_proposition_3_1_incremental_weight_is_product_of_confidences(selector, schedule, tau):
+    # every path: engine log weight == sum of log model probabilities of each token at its commit step
+    model = ToyDenoiser.random(3, 4, seed=31)
+    kernel = UnmaskingKernel(Categorical(tau), selector, schedule)
+    e = enumerate_paths(kernel, model, [2], 3, [TrajectoryConfidence()])
+    assert e.n_paths > 10
+    for seq, steps, lw in zip(e.finals.tolist(), e.commit_steps.tolist(), e.log_w.tolist()):
+        assert lw == pytest.approx(trajectory_log_conf(model.joint, seq, steps, model.mask_id), abs=1e-9)
+
+
+def test_annealed_confidence_exact_weights():
+    model = ToyDenoiser.random(3, 4, seed=32)
+    kernel = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(3))
+    e = enumerate_paths(kernel, model, [0], 3, [TrajectoryConfidence(anneal="steps_over_length")])
+    for seq, steps, lw in zip(e.finals.tolist(), e.commit_steps.tolist(), e.log_w.tolist()):
+        expect = 0.0
+        for pos, st in enumerate(steps):
+            if st > 0:
+                before = [t if (s < 0 or s < st) else model.mask_id for t, s in zip(seq, steps)]
+                expect += (st / 3) * math.log(conditional(model.joint, before, model.mask_id)[pos][seq[pos]])
+        assert lw == pytest.approx(expect, abs=1e-9)
+
+
+@pytest.mark.parametrize("faithful", [False, True])
+def test_sr_smc_recipe_is_unbiased(faithful):
+    model = ToyDenoiser.random(3, 5, seed=33)
+    base = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(4), block_length=2)
+    smc = recipes.sr_smc(base, n_particles=4, faithful=faithful, kappa=0.9)
+    rep = check_unbiasedness(smc, model, [1], 4, n_runs=1500, seed=2, k=5.0)
+    assert rep.passed, str(rep)
+
+
+def test_faithful_switches():
+    smc = recipes.sr_smc(n_particles=4, faithful=True)
+    pol = smc.resampling
+    assert (pol.scheme, pol.kappa, pol.when, pol.final) == ("multinomial", 0.5, "block_end", True)
+    mdlm = recipes.sr_smc(recipes.mdlm(), faithful=True, family="mdlm")
+    assert mdlm.resampling.when == EveryKSteps(128)
+    default = recipes.sr_smc()
+    assert default.resampling.scheme == "systematic" and default.n_particles == 4  # D4: N configurable
+    assert recipes.sr_smc(n_particles=7).n_particles == 7
+
+
+@pytest.fixture(scope="module")
+def peaked_llada():
+    net = tiny_llada(vocab_size=48, seed=3)
+    with torch.no_grad():
+        net.lm_head.weight.mul_(40.0)
+    return LLaDADenoiser.wrap(net)
+
+
+def test_d1_threshold_compares_probabilities(peaked_llada):
+    # the released Dream SR-SMC compared log-probabilities with 0.9 and so decoded one token per step
+    prompts = torch.randint(3, 40, (2, 5), generator=torch.Generator().manual_seed(0))
+    base = recipes.fast_dllm(threshold=0.5, block_length=8, gen_length=16, temperature=1.0)
+    res = recipes.sr_smc(base, n_particles=3).run(peaked_llada, prompts, seed=1)
+    alone = base.run(peaked_llada, prompts, seed=1)
+    assert (res.nfe < 16).all() and (alone.nfe < 16).all()  # several tokens per forward
+
+
+def test_d2_weights_updated_on_every_path_including_the_cache(peaked_llada):
+    prompts = torch.randint(3, 40, (2, 5), generator=torch.Generator().manual_seed(0))
+    base = recipes.fast_dllm(threshold=0.5, block_length=8, gen_length=16, temperature=1.0, cache="prefix")
+    smc = SMC(base.proposal, [TrajectoryConfidence()], n_particles=3, resampling=NeverResample(), gen_length=16)
+    res = smc.run(peaked_llada, prompts, seed=2)
+    assert torch.allclose(res.log_weights, res.trajectory_log_confidence, atol=1e-12)
+    assert (res.commit_step[..., 5:] > 1).any()  # tokens committed in cached steps were weighted too
+
+
+def test_d3_weights_are_log_probs_of_sampled_tokens_for_any_score():
+    model = DreamDenoiser.wrap(tiny_dream(vocab_size=40, seed=6))
+    prompts = torch.randint(3, 30, (2, 4), generator=torch.Generator().manual_seed(1))
+    base = recipes.dream(alg="entropy", steps=8, gen_length=8, temperature=1.0)
+    smc = SMC(base.proposal, [TrajectoryConfidence()], n_particles=3, resampling=NeverResample(), gen_length=8)
+    res = smc.run(model, prompts, seed=3)
+    assert torch.allclose(res.log_weights, res.trajectory_log_confidence, atol=1e-12)
+    assert (res.committed_logp[..., 4:] < 0).all()
+
+
+def test_d5_prompts_are_never_pooled():
+    model = ToyDenoiser.random(3, 5, seed=34)
+    base = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(4), block_length=2)
+    smc = recipes.sr_smc(base, n_particles=4, kappa=1.0, gen_length=4)
+    prompts = torch.tensor([[0], [1], [2]])
+    joint = smc.run(model, prompts, seed=9)
+    seeds = row_seeds(9, 3)
+    for b in range(3):
+        alone = smc.run(model, prompts[b : b + 1], seed=[seeds[b]])
+        assert torch.equal(joint.per_prompt(b).sequences, alone.sequences)
+        assert torch.equal(joint.per_prompt(b).log_weights, alone.log_weights)
+    assert joint.resampled.any()
+
+
+def test_d8_output_rules():
+    model = ToyDenoiser.random(3, 5, seed=35)
+    base = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(4), block_length=2)
+    res = recipes.sr_smc(base, n_particles=6, faithful=True, gen_length=4).run(model, torch.tensor([[0], [2]]), seed=4)
+    seqs, idx = res.best("trajectory_confidence")
+    assert torch.equal(idx, res.trajectory_log_confidence.argmax(1))
+    assert torch.equal(seqs, res.sequences[torch.arange(2), idx])
+    w_seqs, w_idx = res.best("weight")
+    assert torch.equal(w_idx, res.log_weights.argmax(1))
+    draws, didx = res.sample(50, generator=torch.Generator().manual_seed(0))
+    assert draws.shape == (2, 50, 5)
+    W = res.normalized_weights
+    assert (W.gather(1, didx) > 0).all()
+
+
+def test_d11_cache_moves_with_particles_in_sr_smc():
+    model = DreamDenoiser.wrap(tiny_dream(vocab_size=50, seed=1))
+    prompts = torch.randint(2, 48, (2, 6), generator=torch.Generator().manual_seed(3))
+    runs = {}
+    for cache in (None, "prefix"):
+        kernel = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(8), block_length=4, cache=cache)
+        smc = recipes.sr_smc(kernel, n_particles=4, kappa=1.0, when="every_step", scheme="multinomial", gen_length=16)
+        runs[cache] = smc.run(model, prompts, seed=5)
+    assert runs[None].resampled.any()
+    assert torch.equal(runs[None].sequences, runs["prefix"].sequences)
+    assert torch.allclose(runs[None].log_weights, runs["prefix"].log_weights, atol=1e-5)
+
+
+def test_temperature_zero_warns_and_particles_are_identical():
+    model = ToyDenoiser.random(3, 5, seed=36)
+    base = UnmaskingKernel(Categorical(0.0), TopK(), EvenSplit(4), block_length=2)
+    with pytest.warns(UserWarning, match="SMC cannot act"):
+        smc = recipes.sr_smc(base, n_particles=4, gen_length=4)
+    res = smc.run(model, torch.tensor([[1]]), seed=0)
+    assert (res.sequences == res.sequences[:, :1]).all()
+    assert torch.allclose(res.normalized_weights, torch.full((1, 4), 0.25, dtype=torch.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        recipes.sr_smc(UnmaskingKernel(Categorical(0.0), RandomK(), EvenSplit(4)), n_particles=4)
