@@ -14,11 +14,9 @@ import time
 
 import torch
 
-from .engine import SMC
 from .models.toy import ToyDenoiser
-from .policies import AdaptiveResampling
-from .potentials.confidence import TrajectoryConfidence
 from .proposals import Categorical, EvenSplit, TopK, UnmaskingKernel
+from .recipes import sr_smc
 from .theory_checks import exact_target
 
 __all__ = ["toy_demo"]
@@ -37,9 +35,8 @@ def toy_demo(
     t0 = time.perf_counter()
     model = ToyDenoiser.random(vocab_size, 1 + gen_length, seed=seed)
     kernel = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(gen_length), block_length=block_length)
-    potentials = [TrajectoryConfidence()]
-    policy = AdaptiveResampling(kappa=0.5, scheme="systematic", when="block_end")
-    smc = SMC(kernel, potentials, n_particles=n_particles, resampling=policy)
+    smc = sr_smc(kernel, n_particles=n_particles, scheme="systematic", kappa=0.5, when="block_end")
+    potentials, policy = smc.potentials, smc.resampling
     prompts = torch.arange(n_prompts).remainder(vocab_size)[:, None]
 
     lines = [
