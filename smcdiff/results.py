@@ -172,16 +172,22 @@ class SMCResult:
         idx = score.argmax(dim=1)
         return self.sequences[torch.arange(self.sequences.shape[0], device=idx.device), idx], idx
 
-    def sample(self, k: int = 1, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def sample(self, k: int = 1, seed: int | Sequence[int] | Sequence[torch.Generator] = 0) -> tuple[Tensor, Tensor]:
         """``k`` particles per prompt drawn with replacement by normalised weight.
 
-        Returns ``(sequences [B, k, L], indices [B, k])``. A draw from the weighted
-        particle approximation of the target.
+        Returns ``(sequences [B, k, L], indices [B, k])``: draws from the weighted
+        particle approximation of the target. Prompt ``b`` draws from its own
+        generator (``seed`` as in :meth:`SMC.run`), so its draws do not depend on
+        the rest of the batch.
         """
+        from .engine import make_generators
+
         if k < 1:
             raise ConfigError(f"k must be >= 1; got {k}")
-        W = self.weights.normalized()
-        idx = torch.multinomial(W.to(torch.float64).cpu(), k, replacement=True, generator=generator).to(W.device)
+        W = self.weights.normalized().to(torch.float64).cpu()
+        gens = make_generators(seed, W.shape[0], "cpu")
+        idx = torch.stack([torch.multinomial(W[b], k, replacement=True, generator=gens[b]) for b in range(W.shape[0])])
+        idx = idx.to(self.sequences.device)
         seqs = torch.gather(self.sequences, 1, idx[..., None].expand(-1, -1, self.sequences.shape[-1]))
         return seqs, idx
 

@@ -125,6 +125,32 @@ def test_deterministic_selection_under_a_tilt_is_refused():
     SMC(UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(3), transforms=[tilt(2.0)], target="proposal"))
 
 
+def test_truncation_under_a_sampling_tilt_is_refused():
+    with pytest.raises(UndefinedWeightError, match="truncation"):
+        SMC(UnmaskingKernel(Categorical(1.0, top_p=0.7), PlackettLuce(1.0), EvenSplit(3), transforms=[tilt(2.5)]))
+    # tilting only the scores is fine with truncation
+    t = LogitsFn(lambda z, ctx: z * 2.5, stage="score", in_target=False)
+    model = ToyDenoiser.random(3, 4, seed=16)
+    k = UnmaskingKernel(Categorical(1.0, top_p=0.7), PlackettLuce(1.0), EvenSplit(3), transforms=[t])
+    rep = check_proper_weighting(k, model, [1], 3, [TrajectoryConfidence()])
+    assert rep.passed, str(rep)
+
+
+def test_plackett_luce_with_random_counts_enumerates_every_size():
+    from smcdiff.theory_checks import enumerate_paths
+
+    model = ToyDenoiser.random(3, 4, seed=17)
+    k = UnmaskingKernel(Categorical(1.0), PlackettLuce(0.8), AlphaSchedule("linear", 3, counts="binomial"))
+    e = enumerate_paths(k, model, [0], 3)
+    assert e.total_log_q == pytest.approx(0.0, abs=1e-12)
+    rep = check_proper_weighting(
+        UnmaskingKernel(Categorical(1.0), PlackettLuce(0.8), AlphaSchedule("linear", 3, counts="binomial"),
+                        transforms=[LogitsFn(lambda z, ctx: 0.5 * z, stage="score", in_target=False)]),
+        model, [0], 3, [TrajectoryConfidence()],
+    )
+    assert rep.passed, str(rep)
+
+
 def test_uniform_random_score_is_random_k():
     k = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(3), UniformRandom())
     assert isinstance(k.selector, RandomK)

@@ -107,6 +107,18 @@ def test_prefix_cache_equals_no_cache_after_resampling_on_a_causal_model():
     assert model.n_forward > 0
 
 
+@pytest.mark.parametrize("prompt_len", [1, 2, 6])
+def test_prefix_cache_with_shifted_logits_and_short_prompts(prompt_len):
+    # Dream's shift moves the cache boundary one position left; a one-token prompt leaves nothing to
+    # cache in the first block. Tokens equal, log weights within 1e-5 of the uncached run.
+    model = DreamDenoiser.wrap(tiny_dream(vocab_size=50, seed=1))
+    prompts = torch.randint(2, 48, (2, prompt_len), generator=torch.Generator().manual_seed(prompt_len))
+    off = cached_smc(None).run(model, prompts, seed=4)
+    on = cached_smc("prefix").run(model, prompts, seed=4)
+    assert torch.equal(on.sequences, off.sequences)
+    assert torch.allclose(on.log_weights, off.log_weights, atol=1e-5, rtol=0)
+
+
 def test_prefix_cache_must_move_with_particles():
     # the same run with a cache that is NOT gathered on resampling gives different tokens
     model = DreamDenoiser.wrap(tiny_dream(vocab_size=50, seed=1))

@@ -77,7 +77,53 @@ def test_product_of_confidences_is_power_two():
 def test_power_zero_is_one_and_negative_rejected():
     k = UnmaskingKernel(Categorical(1.0), RandomK(), FixedCounts([1] * 3))
     m = ToyDenoiser.random(3, 3, seed=2)
-    rep = check_proper_weighting(k, m, [], 3, [TrajectoryConfidence() ** 0.0])
+    # random order, one token per step, T = 1: the kernel law is the joint; G^0 = 1 leaves it unchanged
+    rep = check_proper_weighting(k, m, [], 3, [TrajectoryConfidence() ** 0.0], target=m.target_given_prompt([]))
     assert rep.passed and rep.log_Z_proposal == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ConfigError, match="exponent"):
         TrajectoryConfidence() ** -1.0
+
+
+class StateScore(Potential):
+    """log G = 0.4 * (sum of the committed tokens of the new canvas); depends on the state only."""
+
+    def log_potential(self, prev, step):
+        st = step.state
+        tok = st.tokens[..., st.canvas.prompt_length :]
+        return 0.4 * torch.where(tok == st.canvas.mask_id, 0, tok).sum(-1).to(torch.float64)
+
+
+def adaptive_kernels():
+    from smcdiff.proposals import AdaptiveSteps, AlphaSchedule, Ancestral, Threshold
+
+    return [
+        UnmaskingKernel(Categorical(1.0), Threshold(0.34), AdaptiveSteps()),
+        UnmaskingKernel(Categorical(1.0), Ancestral(), AlphaSchedule("linear", 3, counts="none")),
+    ]
+
+
+@pytest.mark.parametrize("k", adaptive_kernels(), ids=["threshold", "ancestral"])
+def test_twist_telescopes_for_particles_that_finish_early(k):
+    # particles of one prompt finish at different steps and then idle; the twist must cancel exactly
+    from smcdiff import SMC, NeverResample
+
+    res = SMC(k, [StateScore().as_twist()], n_particles=8, resampling=NeverResample()).run(MODEL, torch.tensor([PROMPT] * 3), G, seed=1)
+    finish = res.commit_step[..., 1:].max(-1).values
+    assert (finish != finish[:, :1]).any()  # some particles finished earlier than others
+    assert torch.allclose(res.log_weights, torch.zeros_like(res.log_weights), atol=1e-12)
+
+
+@pytest.mark.parametrize("k", adaptive_kernels(), ids=["threshold", "ancestral"])
+def test_step_potential_on_early_finishers_is_unbiased(k):
+    # E[Z_hat]/Z within 5 SE with N = 4 (idle steps must not re-apply the potential)
+    from smcdiff import SMC, AlwaysResample
+    from smcdiff.theory_checks import check_unbiasedness
+
+    smc = SMC(k, [StateScore()], n_particles=4, resampling=AlwaysResample())
+    rep = check_unbiasedness(smc, MODEL, PROMPT, G, n_runs=2000, seed=4, k=5.0)
+    assert rep.passed, str(rep)
+
+
+def test_twist_of_a_timed_potential_is_refused():
+    with pytest.raises(ConfigError, match="twist"):
+        StateScore().final_only().as_twist()

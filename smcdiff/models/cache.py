@@ -25,10 +25,18 @@ class KVCache:
     Attributes:
         layers: one ``(k, v)`` pair per layer; dimension 0 is the row.
         prefix_len: number of cached positions (of the model's input, after any shift).
+        start: first position whose logits a cached forward returns (the block start;
+            ``prefix_len + shift`` for models with shifted logits, or more when the
+            shift leaves nothing to cache). Defaults to ``prefix_len``.
     """
 
     layers: tuple[tuple[Tensor, Tensor], ...]
     prefix_len: int
+    start: int = -1
+
+    def __post_init__(self) -> None:
+        if self.start < 0:
+            object.__setattr__(self, "start", self.prefix_len)
 
     @property
     def n_rows(self) -> int:
@@ -37,21 +45,23 @@ class KVCache:
     def index_select(self, rows: Tensor) -> "KVCache":
         """Rows ``rows`` (long ``[R']``) of the cache, in that order."""
         rows = rows.to(self.layers[0][0].device) if self.layers else rows
-        return KVCache(tuple((k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.layers), self.prefix_len)
+        return KVCache(
+            tuple((k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.layers), self.prefix_len, self.start
+        )
 
     @staticmethod
     def cat(caches: Sequence["KVCache"]) -> "KVCache":
         """Concatenate caches with the same ``prefix_len`` along the row dimension."""
         if len(caches) == 1:
             return caches[0]
-        p = {c.prefix_len for c in caches}
+        p = {(c.prefix_len, c.start) for c in caches}
         if len(p) != 1:
             raise ValueError(f"cannot concatenate caches of different prefix lengths {sorted(p)}")
         layers = tuple(
             (torch.cat([c.layers[i][0] for c in caches]), torch.cat([c.layers[i][1] for c in caches]))
             for i in range(len(caches[0].layers))
         )
-        return KVCache(layers, caches[0].prefix_len)
+        return KVCache(layers, caches[0].prefix_len, caches[0].start)
 
     def nbytes(self) -> int:
         return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers)

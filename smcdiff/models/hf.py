@@ -220,7 +220,7 @@ class HFDenoiser:
         layers = tuple((k[:, :, :keep].contiguous(), v[:, :, :keep].contiguous()) for k, v in _kv_layers(cache))
         if self.shift:
             raw = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
-        return self._post(raw), KVCache(layers, keep)
+        return self._post(raw), KVCache(layers, keep, int(prefix_len))
 
     @torch.no_grad()
     def cached_logits(self, tokens: Tensor, attention_mask: Tensor | None, cache: KVCache) -> Tensor:
@@ -230,26 +230,20 @@ class HFDenoiser:
         positions is run through the model.
         """
         tokens = tokens.to(self.device)
-        p = cache.prefix_len
-        start = p  # model input positions from p on
+        p, start = cache.prefix_len, cache.start
         am = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.to(self.device)
         if p == 0:
-            out = self._call(tokens, am, self._positions(am, tokens.shape[1], tokens.shape[0], tokens.device))
-        else:
-            pos = None
-            if am is not None:
-                pos = positions_from_mask(am)[:, start:]
-            elif self._takes_positions:
-                pos = torch.arange(start, tokens.shape[1], device=tokens.device).expand(tokens.shape[0], -1)
-            out = self._call(tokens[:, start:], am, pos, cache=self._to_native(cache), use_cache=True)
+            # nothing cached (e.g. a shifted model whose block starts at position 1): full forward
+            return self.logits(tokens, attention_mask)[:, start:]
+        pos = None
+        if am is not None:
+            pos = positions_from_mask(am)[:, p:]
+        elif self._takes_positions:
+            pos = torch.arange(p, tokens.shape[1], device=tokens.device).expand(tokens.shape[0], -1)
+        out = self._call(tokens[:, p:], am, pos, cache=self._to_native(cache), use_cache=True)
         raw = out["logits"] if isinstance(out, dict) else out.logits
-        if self.shift:
-            # raw[:, j] predicts input position start + j + 1
-            if p == 0:
-                raw = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
-                return self._post(raw)
-            return self._post(raw[:, :-1])
-        return self._post(raw)
+        # raw[:, j] belongs to input position p + j; with a shift it predicts position p + j + 1
+        return self._post(raw[:, :-1] if self.shift else raw)
 
     def decode(self, ids) -> str:
         if self.tokenizer is None:

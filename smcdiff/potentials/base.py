@@ -13,7 +13,9 @@ log potentials, ``p ** beta`` multiplies one by ``beta >= 0`` (tempering), and
 
 When a potential applies
 ------------------------
-``when="step"``: at every step of an active prompt (the default).
+``when="step"``: at every step at which the particle moves (the default); a
+particle that idles because it finished its block before the other particles of
+its prompt is not touched, so its target does not depend on the other particles.
 ``when="block_end"``: for a particle, at the step at which it completes a block.
 ``when="final"``: for a particle, at the step at which it becomes fully unmasked.
 Elsewhere its factor is one (log 0).
@@ -63,7 +65,7 @@ class Potential(ABC):
     def applies(self, step: ProposalStep) -> Tensor:
         """Bool ``[B, N]``: particles whose weight this potential changes at this step."""
         if self.when == "step":
-            return step.active[:, None].expand_as(step.log_q)
+            return step.moved
         if self.when == "block_end":
             return step.block_completed
         if self.when == "final":
@@ -149,7 +151,7 @@ class ProductPotential(Potential):
         self.factors = tuple(flat)
 
     def applies(self, step: ProposalStep) -> Tensor:
-        return step.active[:, None].expand_as(step.log_q)
+        return step.moved
 
     def log_potential(self, prev: ParticleState, step: ProposalStep) -> Tensor:
         return self.contribution(prev, step)
@@ -204,7 +206,7 @@ class PowerPotential(Potential):
 class TwistPotential(Potential):
     """A telescoping twist ``psi_t`` built from a potential (llamppl-style ``twist`` / ``untwist``).
 
-    At each step of an active prompt a particle's log weight changes by
+    At each step at which a particle moves its log weight changes by
     ``log psi_t - log psi_{t-1}`` (``log psi_0 = 0``), and at the step at which the
     particle becomes fully unmasked by ``-log psi_{t-1}``: the twist is removed, so
     the product over a whole trajectory is exactly one. A twist therefore changes
@@ -216,6 +218,11 @@ class TwistPotential(Potential):
     def __init__(self, inner: Potential) -> None:
         if isinstance(inner, TwistPotential):
             raise ConfigError("a twist of a twist is not defined")
+        factors = inner.factors if isinstance(inner, ProductPotential) else (inner,)
+        if any(getattr(f, "when", "step") != "step" for f in factors):
+            raise ConfigError(
+                "a twist is evaluated at every step; build it from a potential without at_block_end()/final_only()"
+            )
         self.inner = inner
         self.key = f"twist:{id(self)}"
 
@@ -230,7 +237,7 @@ class TwistPotential(Potential):
         if self.key not in prev.extras:
             raise ConfigError("the twist's state is missing; run it through SMC (which calls init_state)")
         old = prev.extras[self.key]
-        active = step.active[:, None].expand_as(old)
+        active = step.moved  # only particles that take a kernel step; idle ones keep their twist
         if not bool(active.any()):
             return torch.zeros_like(old), {self.key: old}
         cur = self.inner.log_potential_at(prev, step, active).to(torch.float64)

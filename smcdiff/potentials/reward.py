@@ -37,7 +37,9 @@ class RewardPotential(Potential):
     Args:
         reward: object with ``score(prompts, texts) -> Tensor [R]``.
         lam: scale of the log potential.
-        decode: ids -> reward input (default: tuples of ids, EOS cut, masks dropped).
+        decode: ids -> reward input. Default: tuples of ids with masks dropped (no EOS
+            cut: the potential does not know the model); pass
+            ``Decoder.for_model(model)`` to decode text and cut at the first EOS.
         fill: ``"candidates"`` or ``"none"``.
         pad_id: id dropped from the decoded prompt.
     """

@@ -80,6 +80,16 @@ class ProposalStep:
     nfe: Tensor
     aux: Mapping[str, Tensor] = field(default_factory=dict)
 
+    @property
+    def moved(self) -> Tensor:
+        """Bool ``[B, N]``: particles that took a kernel step (had masked positions in their block).
+
+        A particle that has finished its block (or the whole sequence) while other
+        particles of its prompt have not idles: its state does not change, and
+        per-step potentials and twists must not touch its weight.
+        """
+        return self.eligible.any(dim=-1)
+
 
 class RowRNG:
     """Per-prompt random numbers: row ``b`` draws only from ``generators[b]``.

@@ -198,9 +198,13 @@ class UnmaskingKernel(Proposal):
                 f"selector {self.selector!r}; the model kernel's selections then have no proposal density. "
                 f"Use a stochastic selector (PlackettLuce, Ancestral, RandomK) or target='proposal'."
             )
-        if self.sampler.is_deterministic and any(
-            t.stage == "sampling" and not t.preserves_argmax for t in proposal_only
-        ):
+        sampling_tilts = [t for t in proposal_only if t.stage == "sampling"]
+        if sampling_tilts and self.sampler.truncates:
+            raise UndefinedWeightError(
+                "a proposal-only sampling transform changes which tokens top_p/top_k truncation keeps; the model "
+                "kernel can then draw tokens the proposal never draws. Drop the truncation or tilt only the scores."
+            )
+        if self.sampler.is_deterministic and any(not t.preserves_argmax for t in sampling_tilts):
             raise UndefinedWeightError(
                 "a proposal-only sampling transform may change greedy (temperature 0) token choices; use a "
                 "positive temperature or target='proposal'"
@@ -355,6 +359,8 @@ class UnmaskingKernel(Proposal):
         logits = full = cache = None
         if forward and rows.numel():
             logits, full, cache = self._forward(state, model, rows, positions, block_step, max_rows)
+            if logits.dtype in (torch.float16, torch.bfloat16):
+                logits = logits.float()  # sampling laws and log-probabilities in at least float32
             mid = int(state.canvas.mask_id)
             if 0 <= mid < logits.shape[-1]:
                 logits = logits.clone()

@@ -327,10 +327,11 @@ class PlackettLuce(Selector):
         return torch.where(ok, total, NEG_INF)
 
     def support(self, m, k):
-        kk = min(int(k), m) if k is not None else m
-        for perm in itertools.permutations(range(m), kk):
-            sub = tuple(sorted(perm))
-            yield sub, tuple(perm.index(s) for s in sub)
+        sizes = [min(int(k), m)] if k is not None else range(m + 1)
+        for kk in sizes:
+            for perm in itertools.permutations(range(m), kk):
+                sub = tuple(sorted(perm))
+                yield sub, tuple(perm.index(s) for s in sub)
 
 
 @dataclass(frozen=True)

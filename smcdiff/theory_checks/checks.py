@@ -87,8 +87,9 @@ def check_proper_weighting(
         reference: the model kernel defining the target. Default: the proposal's
             ``reference`` attribute if it has one, else the proposal itself (which
             must then be a model kernel).
-        target: give ``gamma(s)`` directly instead (a dict or a function of the
-            generated tuple), e.g. from an independent computation.
+        target: give ``gamma(s)`` directly instead (a dict, or a function of the
+            generated tuple evaluated on all ``V ** gen_length`` generations), e.g. from an
+            independent computation.
         atol: absolute tolerance on each ``gamma(s)``.
     """
     lhs_enum = enumerate_paths(proposal, model, prompt, gen_length, potentials)
@@ -105,7 +106,12 @@ def check_proper_weighting(
         tgt_enum = enumerate_paths(ref, model, prompt, gen_length, potentials)
         tgt = tgt_enum.unnormalized_target()
     elif callable(target):
-        tgt = {s: float(target(s)) for s in set(lhs)}
+        import itertools
+
+        # evaluate gamma on every possible generation, so a proposal that misses part of the
+        # target's support is caught
+        every = itertools.product(range(int(model.vocab_size)), repeat=int(gen_length))
+        tgt = {s: float(target(s)) for s in every}
     else:
         tgt = {tuple(k): float(v) for k, v in target.items()}
     keys = set(lhs) | set(tgt)
