@@ -177,11 +177,6 @@ class HFDenoiser:
             logits[..., list(self.suppress_ids)] = float("-inf")
         return logits
 
-    def _positions(self, am: Tensor | None, length: int, rows: int, device) -> Tensor | None:
-        if am is None:
-            return None
-        return positions_from_mask(am)
-
     @torch.no_grad()
     def logits(self, tokens: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """``[R, L]`` -> ``[R, L, V]`` for position ``i`` (shift undone)."""
@@ -189,7 +184,7 @@ class HFDenoiser:
         am = None
         if attention_mask is not None and not bool(attention_mask.all()):
             am = attention_mask.to(self.device)
-        out = self._call(tokens, am, self._positions(am, tokens.shape[1], tokens.shape[0], tokens.device))
+        out = self._call(tokens, am, None if am is None else positions_from_mask(am))
         raw = out["logits"] if isinstance(out, dict) else out.logits
         if self.shift:
             raw = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
@@ -210,7 +205,7 @@ class HFDenoiser:
             raise ConfigError(f"{type(self.model).__name__} does not accept a key/value cache")
         tokens = tokens.to(self.device)
         am = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.to(self.device)
-        out = self._call(tokens, am, self._positions(am, tokens.shape[1], tokens.shape[0], tokens.device), use_cache=True)
+        out = self._call(tokens, am, None if am is None else positions_from_mask(am), use_cache=True)
         raw = out["logits"] if isinstance(out, dict) else out.logits
         cache = _out_cache(out)
         if cache is None:
@@ -263,6 +258,15 @@ def _load_tokenizer(path: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+
+
+def _wrap_loaded(cls, model, path: str, device, trust_remote_code: bool, kwargs: dict):
+    """Eval mode, move to ``device``, load the tokenizer saved beside the model, and ``cls.wrap``."""
+    model = model.eval()
+    if device is not None:
+        model = model.to(device)
+    tok = kwargs.pop("tokenizer", None) or _load_tokenizer(path, trust_remote_code)
+    return cls.wrap(model, tokenizer=tok, **kwargs)
 
 
 def _dtype(dtype):
@@ -324,11 +328,8 @@ class LLaDADenoiser(HFDenoiser):
 
         from . import llada_arch  # noqa: F401 - registers the bundled architecture
 
-        model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=_dtype(dtype)).eval()
-        if device is not None:
-            model = model.to(device)
-        tok = kwargs.pop("tokenizer", None) or _load_tokenizer(path, trust_remote_code)
-        return cls.wrap(model, tokenizer=tok, **kwargs)
+        model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=_dtype(dtype))
+        return _wrap_loaded(cls, model, path, device, trust_remote_code, kwargs)
 
     @classmethod
     def wrap(cls, model, tokenizer=None, **kwargs) -> "LLaDADenoiser":
@@ -365,11 +366,8 @@ class DreamDenoiser(HFDenoiser):
 
         cfg = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         loader = AutoModel if getattr(cfg, "auto_map", None) else AutoModelForCausalLM
-        model = loader.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=_dtype(dtype)).eval()
-        if device is not None:
-            model = model.to(device)
-        tok = kwargs.pop("tokenizer", None) or _load_tokenizer(path, trust_remote_code)
-        return cls.wrap(model, tokenizer=tok, **kwargs)
+        model = loader.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=_dtype(dtype))
+        return _wrap_loaded(cls, model, path, device, trust_remote_code, kwargs)
 
     @classmethod
     def wrap(cls, model, tokenizer=None, **kwargs) -> "DreamDenoiser":

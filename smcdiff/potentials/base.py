@@ -160,13 +160,7 @@ class ProductPotential(Potential):
         return self.apply(prev, step)[0]
 
     def apply(self, prev: ParticleState, step: ProposalStep) -> tuple[Tensor, dict[str, Tensor]]:
-        out = torch.zeros(step.log_q.shape, dtype=torch.float64, device=step.log_q.device)
-        extras: dict[str, Tensor] = {}
-        for f in self.factors:
-            inc, ex = f.apply(prev, step)
-            out = _add_log(out, inc)
-            extras.update(ex)
-        return out, extras
+        return apply_potentials(self.factors, prev, step)
 
     def init_state(self, particles: ParticleState) -> ParticleState:
         for f in self.factors:
@@ -274,7 +268,4 @@ def _add_log(a: Tensor, b: Tensor) -> Tensor:
 
 def total_log_potential(potentials: Sequence[Potential], prev: ParticleState, step: ProposalStep) -> Tensor:
     """Sum of the contributions of ``potentials`` at this step, ``[B, N]`` float64."""
-    out = torch.zeros(step.log_q.shape, dtype=torch.float64, device=step.log_q.device)
-    for p in potentials:
-        out = _add_log(out, p.contribution(prev, step))
-    return out
+    return apply_potentials(potentials, prev, step)[0]

@@ -82,7 +82,6 @@ class KernelContext:
     block_step: Tensor
     n_eligible: Tensor
     cache: PrefixCacheStore | None = None
-    k: Tensor | None = None  # the deterministic count, for enumeration
 
 
 class UnmaskingKernel(Proposal):
@@ -365,9 +364,6 @@ class UnmaskingKernel(Proposal):
             if 0 <= mid < logits.shape[-1]:
                 logits = logits.clone()
                 logits[..., mid] = NEG_INF
-        k = None
-        if not self.schedule.is_random:
-            k = self.schedule.plan(state.canvas, block_step, n_elig).k
         return KernelContext(
             rows=rows,
             positions=positions,
@@ -379,7 +375,6 @@ class UnmaskingKernel(Proposal):
             block_step=block_step,
             n_eligible=n_elig,
             cache=cache,
-            k=k,
         )
 
     def _tctx(self, state: ParticleState, model, ctx: KernelContext) -> TransformContext:

@@ -34,6 +34,19 @@ __all__ = [
 ]
 
 
+def _reference_kernel(proposal: Proposal, reference: Proposal | None) -> Proposal:
+    """The model kernel defining the target: ``reference``, the proposal's ``reference``, or the proposal."""
+    ref = reference if reference is not None else getattr(proposal, "reference", None)
+    if ref is not None:
+        return ref
+    if not proposal.is_model_kernel:
+        raise ConfigError(
+            "the proposal is not the model kernel and has no `reference`; pass reference= (the model "
+            "kernel) or target= (gamma(s))"
+        )
+    return proposal
+
+
 @dataclass(frozen=True)
 class ProperWeightingReport:
     """Result of :func:`check_proper_weighting`.
@@ -95,14 +108,7 @@ def check_proper_weighting(
     lhs_enum = enumerate_paths(proposal, model, prompt, gen_length, potentials)
     lhs = lhs_enum.unnormalized_target()
     if target is None:
-        ref = reference if reference is not None else getattr(proposal, "reference", None)
-        if ref is None:
-            if not proposal.is_model_kernel:
-                raise ConfigError(
-                    "the proposal is not the model kernel and has no `reference`; pass reference= (the model "
-                    "kernel) or target= (gamma(s))"
-                )
-            ref = proposal
+        ref = _reference_kernel(proposal, reference)
         tgt_enum = enumerate_paths(ref, model, prompt, gen_length, potentials)
         tgt = tgt_enum.unnormalized_target()
     elif callable(target):
@@ -180,10 +186,7 @@ def check_unbiasedness(
     if n_runs < 2:
         raise ConfigError(f"n_runs must be >= 2; got {n_runs}")
     if log_Z is None:
-        ref = reference if reference is not None else getattr(smc.proposal, "reference", None)
-        if ref is None:
-            ref = smc.proposal
-        log_Z = exact_log_Z(ref, model, prompt, gen_length, smc.potentials)
+        log_Z = exact_log_Z(_reference_kernel(smc.proposal, reference), model, prompt, gen_length, smc.potentials)
     if prompt is None or len(prompt) == 0:
         res = smc.run(model, None, gen_length, seed=seed, batch_size=n_runs)
     else:

@@ -159,9 +159,10 @@ def enumerate_paths(
         elig = (cur == mask_id).tolist()
         selector = getattr(proposal, "selector", None)
         counts = None
-        if hasattr(proposal, "context"):
+        schedule = getattr(proposal, "schedule", None)
+        if hasattr(proposal, "context") and schedule is not None and not schedule.is_random:
             ctx = proposal.context(state, model, forward=False)
-            counts = ctx.k.tolist() if ctx.k is not None else None
+            counts = schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible).k.tolist()
         node_idx: list[int] = []
         cand_rows: list[list[int]] = []
         commit_rows: list[list[bool]] = []
