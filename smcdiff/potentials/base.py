@@ -88,15 +88,22 @@ class Potential(ABC):
         return torch.where(mask, lg, torch.zeros_like(lg))
 
     def apply(self, prev: ParticleState, step: ProposalStep) -> tuple[Tensor, dict[str, Tensor]]:
-        """``(contribution [B, N], per-particle extras to store in the new state)``.
-
-        Stateless potentials store nothing; twists store their current value.
-        """
-        return self.contribution(prev, step), {}
+        """``(contribution [B, N], per-particle extras to store in the new state)``."""
+        return self.contribution(prev, step), self.update_state(prev, step)
 
     def init_state(self, particles: ParticleState) -> ParticleState:
         """Add any per-particle extras this potential keeps (called once by ``SMC.init``)."""
         return particles
+
+    def update_state(self, prev: ParticleState, step: ProposalStep) -> dict[str, Tensor]:
+        """The per-particle extras ``[B, N, ...]`` this potential keeps, after this step.
+
+        Stateless potentials keep nothing (the default). A stateful potential adds
+        its extras in :meth:`init_state` and returns their new values here; they
+        move with the particles on resampling. Wrappers (products, powers, timing,
+        twists) forward both methods to the potentials they wrap.
+        """
+        return {}
 
     # ------------------------------------------------------------------ algebra
     def __mul__(self, other: "Potential") -> "ProductPotential":
@@ -135,6 +142,12 @@ class _Timed(Potential):
     def log_potential_at(self, prev: ParticleState, step: ProposalStep, mask: Tensor) -> Tensor:
         return self.inner.log_potential_at(prev, step, mask)
 
+    def init_state(self, particles: ParticleState) -> ParticleState:
+        return self.inner.init_state(particles)
+
+    def update_state(self, prev: ParticleState, step: ProposalStep) -> dict[str, Tensor]:
+        return self.inner.update_state(prev, step)
+
     def __repr__(self) -> str:
         return f"{self.inner!r}.{'at_block_end' if self.when == 'block_end' else 'final_only'}()"
 
@@ -167,6 +180,9 @@ class ProductPotential(Potential):
             particles = f.init_state(particles)
         return particles
 
+    def update_state(self, prev: ParticleState, step: ProposalStep) -> dict[str, Tensor]:
+        return self.apply(prev, step)[1]
+
     def __repr__(self) -> str:
         return " * ".join(repr(f) for f in self.factors)
 
@@ -192,6 +208,12 @@ class PowerPotential(Potential):
         if self.beta == 0.0:
             return torch.zeros_like(lg)
         return self.beta * lg
+
+    def init_state(self, particles: ParticleState) -> ParticleState:
+        return self.inner.init_state(particles)
+
+    def update_state(self, prev: ParticleState, step: ProposalStep) -> dict[str, Tensor]:
+        return self.inner.update_state(prev, step)
 
     def __repr__(self) -> str:
         return f"({self.inner!r}) ** {self.beta}"
@@ -222,7 +244,7 @@ class TwistPotential(Potential):
 
     def init_state(self, particles: ParticleState) -> ParticleState:
         z = torch.zeros(particles.tokens.shape[:2], dtype=torch.float64, device=particles.device)
-        return particles.with_extras(**{self.key: z})
+        return self.inner.init_state(particles.with_extras(**{self.key: z}))
 
     def log_potential(self, prev: ParticleState, step: ProposalStep) -> Tensor:
         return self.apply(prev, step)[0]
@@ -232,8 +254,9 @@ class TwistPotential(Potential):
             raise ConfigError("the twist's state is missing; run it through SMC (which calls init_state)")
         old = prev.extras[self.key]
         active = step.moved  # only particles that take a kernel step; idle ones keep their twist
+        inner_state = self.inner.update_state(prev, step)
         if not bool(active.any()):
-            return torch.zeros_like(old), {self.key: old}
+            return torch.zeros_like(old), {**inner_state, self.key: old}
         cur = self.inner.log_potential_at(prev, step, active).to(torch.float64)
         cur = torch.where(active, cur, 0.0)
         if bool((torch.isnan(cur) | torch.isposinf(cur))[active].any()):
@@ -242,7 +265,7 @@ class TwistPotential(Potential):
         new = torch.where(active & ~done, cur, torch.where(done, torch.zeros_like(old), old))
         inc = torch.where(done, -old, cur - old)
         inc = torch.where(torch.isneginf(cur) & ~done, float("-inf"), inc)
-        return torch.where(active, inc, torch.zeros_like(inc)), {self.key: new}
+        return torch.where(active, inc, torch.zeros_like(inc)), {**inner_state, self.key: new}
 
     def __repr__(self) -> str:
         return f"({self.inner!r}).as_twist()"
