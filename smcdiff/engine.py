@@ -256,8 +256,11 @@ class SMC:
                 f"mask_id and the tokenizer)"
             )
         upper = max(int(model.vocab_size), mask_id + 1)
-        if (toks < 0).any() or (toks >= upper).any():
+        real = toks if am is None else torch.where(am, toks, 0)
+        if (real < 0).any() or (real >= upper).any():
             raise ConfigError(f"prompt token ids must lie in [0, {upper}); got values outside that range")
+        if am is not None and not (0 <= int(model.pad_id) < upper):
+            raise ConfigError(f"the model's pad_id {int(model.pad_id)} lies outside the vocabulary [0, {upper})")
         if gen_length is None:
             gen_length = self.gen_length
         if gen_length is None:
@@ -270,6 +273,8 @@ class SMC:
             else int(gen_length)
         )
         canvas = Canvas(prompt_length=p, gen_length=int(gen_length), block_length=int(block_length), mask_id=mask_id)
+        if hasattr(model, "check_canvas"):
+            model.check_canvas(canvas)
         self.proposal.setup(canvas)
         n = self.n_particles
         tokens = torch.full((b, n, canvas.length), mask_id, dtype=torch.long, device=device)

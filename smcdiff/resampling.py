@@ -99,7 +99,10 @@ def inverse_cdf(W: Tensor, u: Tensor) -> Tensor:
     cdf = torch.cumsum(W.to(torch.float64), dim=1)
     cdf = cdf / cdf[:, -1:]
     idx = torch.searchsorted(cdf, u.to(torch.float64).contiguous(), right=True)
-    return idx.clamp_(max=W.shape[1] - 1)
+    # a point that rounds to 1.0 lands past the end: give it to the last particle of positive weight
+    n = W.shape[1]
+    last_pos = torch.where(W > 0, torch.arange(n, device=W.device), -1).amax(dim=1, keepdim=True).clamp_(min=0)
+    return torch.minimum(idx, last_pos)
 
 
 @register_scheme("multinomial", n_uniforms=lambda m: m)
@@ -173,6 +176,12 @@ def resample(
         raise ConfigError(f"the number of resampled particles must be >= 1; got {m}")
     if len(generators) != b:
         raise ConfigError(f"need one generator per prompt: got {len(generators)} generators for {b} prompts")
+    if bool(torch.isnan(W).any()) or bool((W < 0).any()) or bool(torch.isinf(W).any()):
+        rows = torch.nonzero(torch.isnan(W).any(dim=1) | (W < 0).any(dim=1) | torch.isinf(W).any(dim=1)).flatten()
+        raise ConfigError(
+            f"resampling weights of prompt(s) {rows.tolist()} contain NaN, infinite or negative entries; "
+            f"pass normalised weights (e.g. Weights.normalized())"
+        )
     mass = W.sum(dim=1)
     bad = ~(mass > 0)
     if bad.any():

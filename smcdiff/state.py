@@ -164,6 +164,8 @@ class ParticleState:
         if ancestors.shape != (b, n):
             raise ConfigError(f"ancestors must have shape [B, N] = [{b}, {n}]; got {tuple(ancestors.shape)}")
         anc = ancestors.to(device=self.device, dtype=torch.int64)
+        if bool(((anc < 0) | (anc >= n)).any()):
+            raise ConfigError(f"ancestor indices must lie in [0, {n}); got values from {int(anc.min())} to {int(anc.max())}")
         extras = {k: gather_particles(v, anc) for k, v in self.extras.items()}
         cache = self.cache.gather(anc) if self.cache is not None else None
         return replace(

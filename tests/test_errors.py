@@ -11,6 +11,7 @@ from smcdiff import (
     ConfigError,
     EvenSplit,
     FixedCounts,
+    GumbelMax,
     ModelOutputError,
     ToyDenoiser,
     TopK,
@@ -52,9 +53,12 @@ def test_unknown_timing():
         AdaptiveResampling(when="sometimes")
 
 
-def test_negative_temperature():
-    with pytest.raises(ConfigError, match="temperature must be >= 0"):
-        Categorical(-1.0)
+@pytest.mark.parametrize("t", [-1.0, float("inf"), float("nan")])
+def test_bad_temperature(t):
+    with pytest.raises(ConfigError, match="temperature must be finite and >= 0"):
+        Categorical(t)
+    with pytest.raises(ConfigError, match="temperature must be finite and >= 0"):
+        GumbelMax(t)
 
 
 def test_step_count_that_cannot_unmask_everything(model):
@@ -166,3 +170,18 @@ def test_prefix_cache_needs_a_caching_model(model):
 def test_cache_and_cfg_together_rejected():
     with pytest.raises(ConfigError, match="not supported together with classifier-free guidance"):
         UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(3), cache="prefix", cfg_scale=1.0)
+
+
+def test_toy_length_mismatch_names_the_lengths():
+    model = ToyDenoiser.random(3, 4, seed=0)
+    with pytest.raises(ConfigError, match=r"length L = 4, but prompt length 1 \+ gen_length 4 = 5"):
+        SMC(kern(), n_particles=1).run(model, torch.tensor([[0]]), 4)
+
+
+def test_toy_joint_without_support_for_a_parallel_commit_is_reported():
+    joint = torch.zeros(2, 2, 2, dtype=torch.float64)
+    joint[0, 0, 0] = joint[1, 1, 1] = 0.5  # the positions must agree; committing two at once can break that
+    model = ToyDenoiser(joint)
+    smc = SMC(UnmaskingKernel(Categorical(1.0), TopK(), FixedCounts([2, 1])), n_particles=4)
+    with pytest.raises(ModelOutputError, match="gives probability zero to the observed tokens"):
+        smc.run(model, None, 3, seed=0, batch_size=8)

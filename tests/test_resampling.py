@@ -5,7 +5,7 @@ import torch
 
 from smcdiff import ConfigError, available_schemes, resample
 from smcdiff.errors import AllParticlesDeadError
-from smcdiff.resampling import counts_from_ancestors
+from smcdiff.resampling import counts_from_ancestors, get_scheme
 
 SCHEMES = ["systematic", "stratified", "residual", "multinomial"]
 
@@ -108,3 +108,20 @@ def test_all_dead_row_raises():
 def test_generator_count_must_match():
     with pytest.raises(ConfigError, match="one generator per prompt"):
         resample(torch.ones(2, 3) / 3, gens(1))
+
+
+@pytest.mark.parametrize("scheme", ["systematic", "stratified", "multinomial"])
+def test_a_point_rounding_to_one_never_picks_a_trailing_zero_weight(scheme):
+    # (k + U) / M can round to exactly 1.0; it must go to the last particle of positive weight
+    W = torch.tensor([[0.5, 0.5, 0.0, 0.0]], dtype=torch.float64)
+    U = torch.full((1, 4), 1.0 - 2.0**-53, dtype=torch.float64)
+    anc = get_scheme(scheme).fn(W, U[:, : get_scheme(scheme).n_uniforms(4)], 4)
+    assert anc.max().item() == 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -0.1, float("inf")])
+def test_invalid_weights_are_refused(bad):
+    W = torch.tensor([[0.6, 0.4, 0.0]], dtype=torch.float64)
+    W[0, 2] = bad
+    with pytest.raises(ConfigError, match="NaN, infinite or negative"):
+        resample(W, [torch.Generator().manual_seed(0)], "systematic")

@@ -53,6 +53,14 @@ def test_gather_rejects_wrong_shape():
         make_state(2, 4).gather(torch.zeros(2, 3, dtype=torch.long))
 
 
+@pytest.mark.parametrize("bad", [-1, 4])
+def test_gather_rejects_out_of_range_ancestors(bad):
+    anc = torch.zeros(2, 4, dtype=torch.long)
+    anc[1, 2] = bad
+    with pytest.raises(ConfigError, match=r"ancestor indices must lie in \[0, 4\)"):
+        make_state(2, 4).gather(anc)
+
+
 @given(st.integers(1, 3), st.integers(1, 6), st.integers(0, 10_000))
 def test_two_gathers_equal_one_composed_gather(b, n, seed):
     s = make_state(b, n, seed)

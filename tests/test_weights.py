@@ -79,6 +79,9 @@ def test_ess_in_range_and_shift_invariant(row, c):
     lw = torch.tensor([row], dtype=torch.float64)
     ess = Weights(lw).ess.item()
     assert 1.0 <= ess <= len(row) + 1e-9
+    # the value itself (the range alone is guaranteed by clamping): (sum w)^2 / sum w^2 after normalising
+    W = [math.exp(x - max(row)) for x in row]
+    assert ess == pytest.approx(sum(W) ** 2 / sum(x * x for x in W), rel=1e-12)
     shifted = Weights(lw + c).ess.item()
     assert shifted == pytest.approx(ess, rel=1e-9, abs=1e-9)
     w = Weights(lw).normalized()

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelOutputError
 
 __all__ = ["ToyDenoiser", "random_joint"]
 
@@ -147,7 +147,25 @@ class ToyDenoiser:
             raise ConfigError("the toy model has no padding; prompts must all have the same length")
         self.n_calls += 1
         self.n_rows += int(tokens.shape[0])
-        return torch.log(self.conditionals(tokens))
+        cond = self.conditionals(tokens)
+        undefined = torch.isnan(cond[:, 0, 0])
+        if bool(undefined.any()):
+            r = int(torch.nonzero(undefined)[0])
+            raise ModelOutputError(
+                f"the toy joint gives probability zero to the observed tokens {tokens[r].tolist()} (mask id "
+                f"{self.mask_id}), so its conditionals are undefined there; this happens when a sampler commits "
+                f"several tokens in one step whose combination the joint rules out. Use a joint with full support "
+                f"(e.g. ToyDenoiser.random) or commit one token per step"
+            )
+        return torch.log(cond)
+
+    def check_canvas(self, canvas) -> None:
+        """Raise unless ``prompt length + gen_length`` equals the table's length ``L``."""
+        if canvas.length != self.length:
+            raise ConfigError(
+                f"the toy model is a joint over sequences of length L = {self.length}, but prompt length "
+                f"{canvas.prompt_length} + gen_length {canvas.gen_length} = {canvas.length}; they must add up to L"
+            )
 
     def target_given_prompt(self, prompt: Sequence[int] | Tensor) -> dict[tuple[int, ...], float]:
         """The model law of the continuation of ``prompt``: ``{y: p(y | prompt)}``.

@@ -92,8 +92,8 @@ def log_softmax_at(logits: Tensor, tokens: Tensor, lse: Tensor | None = None) ->
 
 def _check_temperature(t: float) -> float:
     t = float(t)
-    if not (t >= 0.0) or t != t:
-        raise ConfigError(f"temperature must be >= 0; got {t}")
+    if not (0.0 <= t < float("inf")):
+        raise ConfigError(f"temperature must be finite and >= 0; got {t}")
     return t
 
 
