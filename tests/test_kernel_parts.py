@@ -9,6 +9,7 @@ import torch
 from smcdiff import SMC, ConfigError, ToyDenoiser, TrajectoryConfidence, UndefinedWeightError
 from smcdiff.models import CallableDenoiser
 from smcdiff.proposals import (
+    SuppressTokens,
     AlphaSchedule,
     Ancestral,
     Categorical,
@@ -123,6 +124,18 @@ def test_deterministic_selection_under_a_tilt_is_refused():
         SMC(greedy, n_particles=2)
     # as a target in its own right it is fine
     SMC(UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(3), transforms=[tilt(2.0)], target="proposal"))
+
+
+def test_proposal_only_transform_that_removes_tokens_is_refused():
+    # K can draw token 0, q never does: log K - log q is not an importance weight (the target would be missed)
+    model = ToyDenoiser.random(3, 4, seed=13)
+    t = SuppressTokens([0], in_target=False)
+    smc = SMC(UnmaskingKernel(Categorical(1.0), RandomK(), EvenSplit(3), transforms=[t]), n_particles=2)
+    with pytest.raises(UndefinedWeightError, match="probability zero to tokens that the target kernel can draw"):
+        smc.run(model, torch.tensor([[1]]), 3)
+    # as part of the target it is fine
+    ok = UnmaskingKernel(Categorical(1.0), RandomK(), EvenSplit(3), transforms=[SuppressTokens([0])])
+    assert check_proper_weighting(ok, model, [1], 3, [TrajectoryConfidence()]).passed
 
 
 def test_truncation_under_a_sampling_tilt_is_refused():

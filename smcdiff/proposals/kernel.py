@@ -160,6 +160,16 @@ class UnmaskingKernel(Proposal):
     def is_model_kernel(self) -> bool:  # type: ignore[override]
         return self.target == "proposal" or all(t.in_target for t in self.transforms)
 
+    @property
+    def is_deterministic(self) -> bool:
+        """True when a step has a single possible outcome: every particle of a prompt then follows one path.
+
+        That is greedy tokens (temperature 0, or ``top_k=1``), a deterministic
+        selector and a deterministic count.
+        """
+        greedy = self.sampler.is_deterministic or self.sampler.top_k == 1
+        return greedy and self.selector.is_deterministic and not self.schedule.is_random
+
     def _stage(self, stage: str, target_only: bool) -> tuple[LogitTransform, ...]:
         return tuple(
             t for t in self.transforms if t.stage == stage and (not target_only or t.in_target or self.target == "proposal")
@@ -464,11 +474,38 @@ class UnmaskingKernel(Proposal):
             samp_k = apply_transforms(samp_t, s_stage, tctx) if len(s_stage) != len(self._stage("sampling", False)) else samp_q
             lp_k = lp_q if samp_k is samp_q else self.sampler.log_prob(samp_k, cand)
             score_k = self._scores(samp_k, self._stage("score", True), tctx, cand, lp_k)
+            self._check_support(ctx, samp_q, samp_k, score_q, score_k)
             sel_lp_k = self.selector.log_prob(score_k, elig, plan, commit, rank)
             log_k = torch.where(elig, lp_k.proposal, 0.0).sum(dim=-1) + count_lp + sel_lp_k
             lp_target = lp_k
         step_aux = {k: v for k, v in tctx.cache.items() if isinstance(v, Tensor) and v.dim() == 1 and v.shape[0] == cand.shape[0]}
         return self._apply(state, ctx, cand, commit, lp_q, lp_target, log_q, log_k, score_q, plan, rank, step_aux)
+
+    def _check_support(self, ctx: KernelContext, samp_q: Tensor, samp_k: Tensor, score_q: Tensor, score_k: Tensor) -> None:
+        """Refuse a step where the target kernel ``K`` can choose what the proposal ``q`` never does.
+
+        ``log K - log q`` is a valid weight only if ``q > 0`` wherever ``K > 0``. A
+        proposal-only transform that sets a token's logit (or a position's score)
+        to ``-inf`` where ``K`` keeps it finite breaks that: the particles would
+        miss part of the target and the estimates would be biased without warning.
+        """
+        elig = ctx.eligible
+        if not self.sampler.is_deterministic and samp_k is not samp_q:
+            lost = elig[..., None] & torch.isfinite(samp_k) & ~torch.isfinite(samp_q)
+            if bool(lost.any()):
+                raise UndefinedWeightError(
+                    "a proposal-only transform gives probability zero to tokens that the target kernel can draw "
+                    "(their logits are -inf under the proposal only); the weight log K - log q is then not a valid "
+                    "importance weight. Make the transform part of the target (in_target=True) or keep its logits "
+                    "finite."
+                )
+        if self.selector.uses_scores and not self.selector.is_deterministic:
+            lost = elig & torch.isfinite(score_k.to(torch.float64)) & ~torch.isfinite(score_q.to(torch.float64))
+            if bool(lost.any()):
+                raise UndefinedWeightError(
+                    "a proposal-only transform gives a -inf score to positions that the target kernel can select; "
+                    "the proposal then never selects them and log K - log q is not a valid importance weight"
+                )
 
     def _idle(self, state: ParticleState) -> ProposalStep:
         b, n, l = state.tokens.shape

@@ -115,6 +115,8 @@ class Selector(ABC):
     uses_count: bool = True
     #: True when the selector records a draw order (``rank``).
     uses_rank: bool = False
+    #: False when the choice ignores the scores (uniform or independent selection).
+    uses_scores: bool = True
 
     @abstractmethod
     def draw(self, scores: Tensor, eligible: Tensor, plan: StepPlan, rng: RowRNG) -> SelectorDraw:
@@ -161,6 +163,7 @@ class RandomK(Selector):
     """
 
     is_deterministic = False
+    uses_scores = False
 
     def draw(self, scores, eligible, plan, rng):
         u = rng.uniform(scores.shape[-1])
@@ -345,6 +348,7 @@ class Ancestral(Selector):
 
     is_deterministic = False
     uses_count = False
+    uses_scores = False
 
     def draw(self, scores, eligible, plan, rng):
         if plan.p is None:
