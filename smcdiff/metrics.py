@@ -13,6 +13,8 @@ Definitions (ours; the RWS paper, arXiv 2509.00707, does not give its formula):
   autoregressive reference is ``floor(i / k)`` and
   ``GOD = mean_i |s_i - floor(i / k)|``. 0 for left-to-right decoding. The toy
   order of ``rws.md`` §3.1 (L = 6, k = 2, steps {0,5},{1,4},{2,3}) gives 1.0.
+  The variant without trailing EOS drops those positions and counts only the
+  steps that commit a kept position.
 * **Kendall tau** between commit step and position (tau-b, ties in steps
   handled): 1 for left-to-right, -1 for right-to-left.
 * **local AR-ness@k**: over consecutive commit events (in commit order), the
@@ -75,8 +77,10 @@ def god(steps, tokens_per_step: int, tokens=None, eos_ids: Sequence[int] | None 
     Args:
         steps: ``[G]`` 1-based commit step of each generated position.
         tokens_per_step: ``k``, the number of tokens committed per step.
-        tokens, eos_ids: give both to exclude the trailing run of EOS positions
-            (steps are then re-based on the kept positions).
+        tokens, eos_ids: give both to exclude the trailing run of EOS positions.
+            Steps are then counted over the kept positions only: a step that
+            committed nothing but excluded EOS tokens does not count, so EOS
+            filled early (or in between) adds no deviation by itself.
     """
     k = int(tokens_per_step)
     if k < 1:
@@ -86,7 +90,8 @@ def god(steps, tokens_per_step: int, tokens=None, eos_ids: Sequence[int] | None 
     s = s[keep]
     if len(s) == 0:
         return 0.0
-    s0 = s - s.min()
+    # 0-based step; without EOS exclusion every step counts, with it only steps that commit a kept position
+    s0 = s - s.min() if keep.all() else np.unique(s, return_inverse=True)[1].reshape(-1)
     ar = np.arange(len(s)) // k
     return float(np.abs(s0 - ar).mean())
 

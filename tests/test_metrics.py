@@ -17,7 +17,8 @@ def test_left_to_right_and_right_to_left():
     ltr = [1, 1, 2, 2, 3, 3]
     assert metrics.god(ltr, 2) == 0.0
     assert metrics.kendall_tau_order([1, 2, 3, 4, 5, 6]) == pytest.approx(1.0)
-    assert 0.8 < metrics.kendall_tau_order(ltr) < 1.0  # tau-b with tied steps
+    # tau-b with tied steps: 12 concordant pairs, 0 discordant, 3 ties in steps: 12 / sqrt(15 * 12)
+    assert metrics.kendall_tau_order(ltr) == pytest.approx(12 / math.sqrt(15 * 12), abs=1e-12)
     assert metrics.local_ar_ness([1, 2, 3, 4, 5, 6]) == 1.0
     assert metrics.global_ar_ness([1, 2, 3, 4, 5, 6]) == 1.0
     rtl = [6, 5, 4, 3, 2, 1]
@@ -45,6 +46,11 @@ def test_god_excluding_trailing_eos():
     with_eos = metrics.god(steps, 1)
     without = metrics.god(steps, 1, tokens=tokens, eos_ids=[9])
     assert without == 0.0 and with_eos > 0.0
+    # EOS committed in between (step 2) does not count against the content positions either
+    tokens = [5, 6, 7, 9, 9]
+    steps = [1, 3, 4, 2, 5]
+    assert metrics.god(steps, 1, tokens=tokens, eos_ids=[9]) == 0.0
+    assert metrics.god([1, 3, 2, 4, 5], 1, tokens=tokens, eos_ids=[9]) == pytest.approx(2 / 3)
 
 
 def test_unigram_entropy_and_tokens_per_forward():

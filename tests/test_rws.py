@@ -33,8 +33,12 @@ def test_scale_maps():
     assert ExpClip(1.0, 0.25, 4.0)(s).tolist() == pytest.approx([0.25, 1.0, math.exp(0.5), 4.0])
     assert Affine(1.0, 0.05)(s).tolist() == pytest.approx([0.05, 1.0, 1.5, 11.0])
     assert Direct()(torch.tensor([0.5, 2.0])).tolist() == [0.5, 2.0]
-    with pytest.raises(ConfigError, match="positive"):
-        Direct()(torch.tensor([0.0]))
+    # a min-max normalised reward is 0 at (or below 0 under) the baseline minimum: the smallest scale, no crash
+    assert Direct(1e-3)(torch.tensor([0.0, -0.2], dtype=torch.float64)).tolist() == [1e-3, 1e-3]
+    with pytest.raises(ConfigError, match="NaN"):
+        Direct()(torch.tensor([float("nan")]))
+    with pytest.raises(ConfigError, match="r_min must be > 0"):
+        Direct(0.0)
 
 
 def test_r_equal_one_reproduces_the_baseline_exactly():

@@ -21,6 +21,7 @@ from smcdiff.theory_checks.rank_reversal import (
     compare,
     confidence,
     crossings,
+    gaps,
     large_r_winner,
     log_one_minus_confidence,
     log_S,
@@ -101,6 +102,32 @@ def test_log_space_comparisons_do_not_saturate():
     assert confidence(z1, r) == 1.0 and confidence(z2, r) == 1.0  # float64 saturates
     assert compare(z2, z1, r) == 1  # larger margin wins, visible in log space
     assert log_one_minus_confidence(z1, r) == pytest.approx(math.log(2) - 200, abs=1e-9)
+    # far past the point where log S = log(1 + n e^{-r Delta}) rounds to 0 (r Delta > ~745)
+    assert compare([0, -3, -50, -50, -50], [0, -2, -2], 400.0) == 1
+    assert compare([0, -2, -2], [0, -2], 1e4) == -1  # same margin: fewer runners-up wins
+    assert compare([0, 0, -5], [0, -1e-3], 1e6) == -1  # two tied maxima never beat one
+    assert large_r_winner([0, 0, -1], [0, -1, -1]) == -1  # c -> 1/2 against c -> 1, whatever the runners-up
+    assert rws_select([[0, -2, -2], [0, -3, -50], [0, -2]], 1, 1e4)[0] == [1]
+
+
+short_logits = st.lists(st.floats(-8, 8, allow_nan=False), min_size=2, max_size=6)
+
+
+@given(short_logits, short_logits)
+def test_propositions_1_and_2_on_random_pairs(zi, zj):
+    # Proposition 2: for large r fewer tied maxima, then the larger margin, then fewer runners-up win.
+    # Checked at r = 60 / (smallest distinct gap difference), where the next-order terms are below e^-60
+    # and float64 confidences have long saturated.
+    levels = np.unique(np.concatenate([[0.0], gaps(zi), gaps(zj)]))
+    sep = float(np.diff(levels).min()) if levels.size > 1 else math.inf
+    w = large_r_winner(zi, zj)
+    if w != 0 and 1e-3 < sep < math.inf:
+        assert compare(zi, zj, 60.0 / sep) == w
+    # Proposition 1: for small r the larger total gap D wins (same vocabulary size)
+    if len(zi) == len(zj):
+        w1 = small_r_winner(zi, zj)
+        if w1 != 0 and abs(total_gap(zi) - total_gap(zj)) > 1e-3:
+            assert compare(zi, zj, 1e-7) == w1
 
 
 logit_vec = st.lists(st.floats(-8, 8, allow_nan=False), min_size=2, max_size=8)

@@ -67,13 +67,22 @@ class Affine:
 
 @dataclass(frozen=True)
 class Direct:
-    """``r = s`` (the reward itself, e.g. a min-max normalised score); must be positive."""
+    """``r = max(s, r_min)``: the reward itself, e.g. a min-max normalised score in ``[0, 1]``.
+
+    A min-max normalised reward is 0 at the baseline minimum and can fall below it
+    on new sequences; such values get the smallest scale ``r_min > 0`` (a scale
+    must be positive). NaN rewards raise.
+    """
 
     r_min: float = 1e-6
 
+    def __post_init__(self) -> None:
+        if not self.r_min > 0:
+            raise ConfigError(f"r_min must be > 0; got {self.r_min}")
+
     def __call__(self, s: Tensor) -> Tensor:
-        if bool((s <= 0).any()):
-            raise ConfigError("Direct scaling needs positive rewards (normalise them to (0, 1] first)")
+        if bool(torch.isnan(s).any()):
+            raise ConfigError("the reward returned NaN; Direct scaling needs a number for every row")
         return s.clamp_min(self.r_min)
 
 

@@ -14,16 +14,20 @@ Under a logit scale ``r > 0`` the confidence (top probability) is
 * **Proposition 1 (small r)** — ``S(r) = V - r D + O(r^2)`` with
   ``D = sum_v d_v = V (max z - mean z)``: for small ``r`` the position with the
   larger ``D`` has the larger confidence.
-* **Proposition 2 (large r)** — ``S(r) = 1 + n e^{-r Delta} + o(e^{-r Delta})``
-  with ``Delta`` the top-1 minus top-2 margin and ``n`` the runners-up at it: for
-  large ``r`` the larger margin wins (fewer runners-up on a tie).
+* **Proposition 2 (large r)** — ``S(r) = m + n e^{-r Delta} + o(e^{-r Delta})``
+  with ``m`` tied maxima, ``Delta`` the top-1 minus top-2 margin and ``n`` the
+  runners-up at it: for large ``r`` fewer tied maxima win, then the larger margin,
+  then fewer runners-up.
 * **Proposition 3 (two-level model)** — a position with its top token and ``m``
   alternatives at gap ``d`` has ``c(r) = 1 / (1 + m e^{-r d})``; two such curves
   cross at most once, at ``r* = ln(m_j / m_i) / (d_j - d_i)``, and exactly one of
   three cases holds (reversal above ``r* > 1``, below ``r* < 1``, or never).
 
-All comparisons are made on ``log S`` (log-sum-exp), so they stay exact when
-``c`` rounds to 1 in float64 (``r * Delta > ~37``).
+Comparisons never go through ``c`` or ``S`` in float64, which saturate (``c``
+rounds to 1 once ``r * Delta > ~37``; ``log S = log(m + T)`` stops resolving ``T``
+once ``r * Delta > ~745``). They split ``S = m + T(r)`` into the number ``m`` of
+tied maxima and ``log T(r) = logsumexp(-r d_v, d_v > 0)``: positions with the same
+``m`` are ordered by ``log T`` alone, which stays exact for any ``r``.
 """
 
 from __future__ import annotations
@@ -88,9 +92,28 @@ def log_one_minus_confidence(z: Sequence[float], r: float) -> float:
     return float(logsumexp(-r * d)) - log_S(z, r)
 
 
+def _order_key(z: Sequence[float], r: float) -> tuple[float, int, float]:
+    """A sort key, increasing as the confidence at scale ``r`` decreases: ``(S, m, log T)``.
+
+    ``S = m + T`` decides when it resolves the difference; equal float ``S`` with
+    equal ``m`` falls back to ``log T``, which never saturates.
+    """
+    if not r > 0:
+        raise ValueError(f"the scale r must be > 0; got {r}")
+    d = gaps(z)
+    m = int(np.sum(d == 0))
+    rest = d[d > 0]
+    log_t = float(logsumexp(-r * rest)) if rest.size else -math.inf
+    return (m + math.exp(log_t), m, log_t)
+
+
 def compare(zi: Sequence[float], zj: Sequence[float], r: float) -> int:
-    """+1 if position i is more confident than j at scale r, -1 if less, 0 on a tie (via log S)."""
-    a, b = log_S(zi, r), log_S(zj, r)
+    """+1 if position i is more confident than j at scale r, -1 if less, 0 on a tie.
+
+    Exact for any ``r > 0`` (see the module docstring): large scales do not turn
+    a strict preference into a tie.
+    """
+    a, b = _order_key(zi, r), _order_key(zj, r)
     return 0 if a == b else (1 if a < b else -1)
 
 
@@ -124,7 +147,14 @@ def small_r_winner(zi: Sequence[float], zj: Sequence[float]) -> int:
 
 
 def large_r_winner(zi: Sequence[float], zj: Sequence[float]) -> int:
-    """Which position wins for all large enough r (Proposition 2): +1 (i), -1 (j) or 0."""
+    """Which position wins for all large enough r (Proposition 2): +1 (i), -1 (j) or 0.
+
+    Fewer tied maxima win first (``c -> 1/m``, Lemma 0); among equal ``m``, the
+    larger margin ``Delta``, then fewer runners-up ``n`` at it.
+    """
+    mi, mj = int(np.sum(gaps(zi) == 0)), int(np.sum(gaps(zj) == 0))
+    if mi != mj:
+        return 1 if mi < mj else -1
     (ai, ni), (aj, nj) = margin(zi), margin(zj)
     if ai != aj:
         return 1 if ai > aj else -1
@@ -197,6 +227,6 @@ def rws_select(positions: Sequence[Sequence[float]], k: int, r: float) -> tuple[
     Returns ``(committed positions, confidences)``; the committed tokens are the
     arg-max tokens, whatever ``r > 0`` is (Lemma 0).
     """
-    ls = [log_S(z, r) for z in positions]
-    order = sorted(range(len(positions)), key=lambda i: (ls[i], i))
-    return sorted(order[:k]), [math.exp(-x) for x in ls]
+    keys = [_order_key(z, r) for z in positions]
+    order = sorted(range(len(positions)), key=lambda i: (keys[i], i))
+    return sorted(order[:k]), [confidence(z, r) for z in positions]
