@@ -71,9 +71,9 @@ def test_greedy_and_temperature_zero():
 
 
 def test_negative_temperature_rejected():
-    with pytest.raises(ConfigError, match="temperature must be >= 0"):
+    with pytest.raises(ConfigError, match="temperature must be finite and >= 0"):
         Categorical(-0.5)
-    with pytest.raises(ConfigError, match="temperature must be >= 0"):
+    with pytest.raises(ConfigError, match="temperature must be finite and >= 0"):
         GumbelMax(-1.0)
 
 

@@ -1,11 +1,13 @@
 """Straightforward loop-form re-implementations of the upstream samplers, for golden tests.
 
-They follow the reference notes (ML-GSAI/LLaDA ``generate``, Dream's
+They follow the upstream algorithms (ML-GSAI/LLaDA ``generate``, Dream's
 ``_sample``, NVlabs/Fast-dLLM ``generate`` / ``generate_with_prefix_cache``,
-the MDLM ancestral step, the EB-sampler) one row and one step at a time, and
-call the raw network directly (not smcdiff's adapters). Two deliberate,
-documented departures shared with smcdiff: the mask token's logit is set to
--inf (a mask is never committed), and all randomness comes from a
+kuleshov-group/mdlm ``_sample`` / ``_ddpm_update``, kuleshov-group/bd3lms
+first-hitting, the EB-sampler as in NEUIR/PC-Sampler) one row and one step at a
+time, and call the raw network directly (not smcdiff's adapters or kernels). Two
+deliberate, documented departures shared with smcdiff: the mask token's logit is
+set to -inf (a mask is never committed; MDLM's ``subs`` parameterisation does the
+same), and all randomness comes from a
 :class:`Noise` object that replays per-row uniforms in the order smcdiff draws
 them (token noise ``[Lb, V]`` first, then selection noise ``[Lb]``), which is
 what "the same Gumbel noise" means for these tests.
@@ -16,6 +18,7 @@ at which each position was committed (-1 for the prompt).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -269,69 +272,236 @@ def fast_dllm_generate(
     return x, commit
 
 
-def mdlm_sample(model_fn, prompt, gen_length, steps, block_length=None, kind="linear", temperature=1.0, mask_id=None, noise=None):
-    """MDLM ancestral sampling per block: each mask committed with prob (a_s - a_t)/(1 - a_t)."""
+# ---------------------------------------------------------------- MDLM / BD3-LM
+# Written from kuleshov-group/mdlm (diffusion.py: _sample, _ddpm_update, _ddpm_caching_update,
+# _sample_categorical, _subs_parameterization; noise_schedule.py) and kuleshov-group/bd3lms
+# (diffusion.py: _semi_ar_sampler, _ddpm_caching_update with first_hitting).
+
+MDLM_NOISE_FLOOR = 1e-3  # the eps of MDLM's LogLinearNoise / CosineNoise
+
+
+def mdlm_move_chances(noise_type, t, dt):
+    """``(move_chance_t, move_chance_s)`` as MDLM's sampler computes them, float32, ``s = t - dt``.
+
+    ``loglinear``: MDLM's default predictor ``ddpm_cache`` uses ``t`` and ``t - dt`` directly.
+    ``cosine``: ``_ddpm_update`` with ``CosineNoise``: ``1 - exp(-total_noise)``, where
+    ``total_noise(t) = -log(eps + (1 - eps) cos(pi t / 2))``.
+    """
+    t = torch.as_tensor(t, dtype=torch.float32)
+    s = t - dt
+    if noise_type == "loglinear":
+        return t, s
+    if noise_type == "cosine":
+        def total_noise(u):
+            return -torch.log(MDLM_NOISE_FLOOR + (1 - MDLM_NOISE_FLOOR) * torch.cos(u * math.pi / 2))
+
+        return 1 - torch.exp(-total_noise(t)), 1 - torch.exp(-total_noise(s))
+    raise ValueError(noise_type)
+
+
+def _mdlm_log_p_x0(model_fn, x, mask_id):
+    """MDLM's ``subs`` parameterisation for masked positions: log-softmax with the mask entry at -inf."""
+    return F.log_softmax(_suppress_mask(model_fn(x, None), mask_id).double(), -1)
+
+
+def mdlm_q_xs(log_p_x0, mc_t, mc_s, mask_id):
+    """MDLM's unnormalised reverse step at a masked position: ``p_x0 (mc_t - mc_s)``, ``mc_s`` at the mask."""
+    q = log_p_x0.exp() * (float(mc_t) - float(mc_s))
+    q[..., mask_id] = float(mc_s)
+    return q
+
+
+def mdlm_race(p_x0, u):
+    """``_sample_categorical``: ``argmax(p / (1e-10 - log(u + 1e-10)))`` (an exponential race)."""
+    return (p_x0 / (1e-10 - torch.log(u + 1e-10))).argmax(-1)
+
+
+def mdlm_sample(
+    model_fn, prompt, gen_length, steps=128, eps=1e-5, noise_type="loglinear", block_length=None,
+    noise_removal="argmax", mask_id=None, noise=None,
+):
+    """MDLM's ``_sample`` with the ``ddpm`` / ``ddpm_cache`` update, one row at a time.
+
+    Per block (BD3-LM semi-AR structure; one block = MDLM): ``timesteps = linspace(1, eps, steps+1)``
+    (float32), ``dt = (1 - eps) / steps``; at step ``i`` with ``t = timesteps[i]`` every masked position
+    draws from the categorical ``q_xs`` over the vocabulary plus the mask entry (``mdlm_q_xs``), and
+    unmasked positions are copied. A block with no masks left stops (later steps are no-ops
+    upstream). Then ``noise_removal``: ``"argmax"`` (MDLM) fills any remaining mask with the arg-max
+    of ``p_x0``; ``"sample"`` draws it from ``p_x0`` instead (smcdiff's documented deviation);
+    None leaves it.
+
+    Randomness: upstream draws the ``q_xs`` categorical in one race over ``V`` entries. Here the same
+    law is drawn in the two stages smcdiff uses, so both sides can share uniforms: the race over the
+    vocabulary part (which is proportional to ``p_x0``) with ``V`` uniforms per position gives the
+    token; then the position is revealed iff a uniform is below ``(mc_t - mc_s) / mc_t``, the total
+    vocabulary mass of the normalised ``q_xs``. (:func:`mdlm_q_xs` is checked against smcdiff's
+    ``log q`` separately.) Returns ``(x, commit_step)``.
+    """
     b, p = prompt.shape
     lb = block_length or gen_length
     x = torch.full((b, p + gen_length), mask_id, dtype=torch.long)
     x[:, :p] = prompt
     commit = torch.full_like(x, -1)
-
-    def alpha(t):
-        return 1 - t if kind == "linear" else 1 - math.cos(math.pi / 2 * (1 - t))
-
-    step_no = 0
-    for blk in range(gen_length // lb):
-        s0 = p + blk * lb
-        j = 0
-        while (x[:, s0 : s0 + lb] == mask_id).any():
-            step_no += 1
-            t, s = (steps - j) / steps, (steps - j - 1) / steps
-            pj = 1.0 if j >= steps - 1 else (alpha(s) - alpha(t)) / (1 - alpha(t))
-            logits = _suppress_mask(model_fn(x, None), mask_id)
-            for r in range(b):
-                bl = logits[r, s0 : s0 + lb]
-                u = noise.rand(r, lb, bl.shape[-1])
-                x0 = _gumbel_argmax(bl, u, temperature)
-                uu = noise.rand(r, lb)
+    timesteps = torch.linspace(1, eps, steps + 1)
+    dt = (1 - eps) / steps
+    for r in range(b):
+        step_no = 0
+        for blk in range(gen_length // lb):
+            s0 = p + blk * lb
+            for i in range(steps):
+                if not (x[r, s0 : s0 + lb] == mask_id).any():
+                    break
+                step_no += 1
+                log_p_x0 = _mdlm_log_p_x0(model_fn, x[r : r + 1], mask_id)[0, s0 : s0 + lb]
+                mc_t, mc_s = mdlm_move_chances(noise_type, timesteps[i], dt)
+                tok = mdlm_race(log_p_x0.exp(), noise.rand(r, lb, log_p_x0.shape[-1]))
+                reveal = noise.rand(r, lb) < (float(mc_t) - float(mc_s)) / float(mc_t)
                 for q in range(lb):
-                    if x[r, s0 + q] == mask_id and uu[q] < pj:
-                        x[r, s0 + q] = x0[q]
+                    if x[r, s0 + q] == mask_id and reveal[q]:
+                        x[r, s0 + q] = tok[q]
                         commit[r, s0 + q] = step_no
-            j += 1
+            if noise_removal is not None and (x[r, s0 : s0 + lb] == mask_id).any():
+                step_no += 1
+                log_p_x0 = _mdlm_log_p_x0(model_fn, x[r : r + 1], mask_id)[0, s0 : s0 + lb]
+                if noise_removal == "argmax":
+                    tok = log_p_x0.argmax(-1)
+                else:
+                    tok = mdlm_race(log_p_x0.exp(), noise.rand(r, lb, log_p_x0.shape[-1]))
+                    noise.rand(r, lb)  # smcdiff's selection draws its uniforms at this step too (p = 1)
+                for q in range(lb):
+                    if x[r, s0 + q] == mask_id:
+                        x[r, s0 + q] = tok[q]
+                        commit[r, s0 + q] = step_no
     return x, commit
 
 
-def eb_generate(model_fn, prompt, gen_length, gamma=0.1, mask_id=None):
-    """EB-sampler (greedy tokens): commit the largest low-entropy prefix with sum H - max H <= gamma."""
+def bd3_first_hitting_sample(model_fn, prompt, gen_length, block_length=None, mask_id=None, noise=None):
+    """BD3-LM's semi-AR sampler with ``first_hitting`` (``T >= block_length``), one row at a time.
+
+    Each step: a token for every block position from ``p_x0`` (``_sample_categorical``), and one
+    masked position chosen uniformly (upstream ``torch.randint(0, num_masked)``; here the masked
+    position with the largest of ``block_length`` uniforms, the same uniform choice drawn from the
+    uniforms smcdiff uses) takes its token. The block ends when it has no masks.
+    """
+    b, p = prompt.shape
+    lb = block_length or gen_length
+    x = torch.full((b, p + gen_length), mask_id, dtype=torch.long)
+    x[:, :p] = prompt
+    commit = torch.full_like(x, -1)
+    for r in range(b):
+        step_no = 0
+        for blk in range(gen_length // lb):
+            s0 = p + blk * lb
+            while (x[r, s0 : s0 + lb] == mask_id).any():
+                step_no += 1
+                log_p_x0 = _mdlm_log_p_x0(model_fn, x[r : r + 1], mask_id)[0, s0 : s0 + lb]
+                tok = mdlm_race(log_p_x0.exp(), noise.rand(r, lb, log_p_x0.shape[-1]))
+                u = noise.rand(r, lb)
+                masked = [q for q in range(lb) if x[r, s0 + q] == mask_id]
+                q = max(masked, key=lambda j: float(u[j]))
+                x[r, s0 + q] = tok[q]
+                commit[r, s0 + q] = step_no
+    return x, commit
+
+
+def mdlm_exact_law(
+    cond_fn, prompt, gen_length, steps, eps=1e-5, noise_type="loglinear", block_length=None, vocab_size=None,
+    mask_id=None, noise_removal="sample",
+):
+    """The exact law of MDLM's sampler's output ``{generation: probability}`` on an enumerable model.
+
+    ``cond_fn(x) -> [L][V]`` gives ``p_x0`` for a canvas ``x`` (a list; masks are ``mask_id``). Walks
+    every outcome of every step: each masked position independently ends the step in entry ``e`` of the
+    normalised :func:`mdlm_q_xs` (a token, or the mask). ``noise_removal``: ``"sample"`` draws the
+    remaining masks from ``p_x0``; ``"argmax"`` takes the arg-max (MDLM).
+    """
+    p = len(prompt)
+    lb = block_length or gen_length
+    timesteps = torch.linspace(1, eps, steps + 1)
+    dt = (1 - eps) / steps
+    law = {}
+
+    def finish(x, prob):
+        key = tuple(x[p:])
+        law[key] = law.get(key, 0.0) + prob
+
+    def run_block(x, prob, blk, i):
+        s0 = p + blk * lb
+        masked = [q for q in range(s0, s0 + lb) if x[q] == mask_id]
+        if not masked:
+            if blk + 1 < gen_length // lb:
+                run_block(x, prob, blk + 1, 0)
+            else:
+                finish(x, prob)
+            return
+        px0 = cond_fn(x)
+        if i < steps:
+            mc_t, mc_s = mdlm_move_chances(noise_type, timesteps[i], dt)
+            per_pos = []
+            for q in masked:
+                lp = torch.log(torch.tensor(px0[q] + [0.0], dtype=torch.float64))  # entry V stands for the mask
+                qx = mdlm_q_xs(lp, mc_t, mc_s, vocab_size)
+                qx = qx / qx.sum()
+                per_pos.append([(e, float(qx[e])) for e in range(vocab_size + 1) if float(qx[e]) > 0])
+            nxt = i + 1
+        else:  # noise removal
+            per_pos = []
+            for q in masked:
+                if noise_removal == "argmax":
+                    per_pos.append([(max(range(vocab_size), key=lambda v: px0[q][v]), 1.0)])
+                else:
+                    per_pos.append([(v, px0[q][v]) for v in range(vocab_size) if px0[q][v] > 0])
+            nxt = i + 1
+        for combo in itertools.product(*per_pos):
+            y = list(x)
+            pr = prob
+            for q, (e, pe) in zip(masked, combo):
+                pr *= pe
+                if e != vocab_size:
+                    y[q] = e
+            if nxt > steps:
+                assert all(y[q] != mask_id for q in masked)
+            run_block(y, pr, blk, nxt)
+
+    run_block(list(prompt) + [mask_id] * gen_length, 1.0, 0, 0)
+    return law
+
+
+def eb_generate(model_fn, prompt, gen_length, gamma=0.1, temperature=0.0, mask_id=None, noise=None):
+    """EB-sampler (NEUIR/PC-Sampler ``generate_with_eb_sampler``), one block over the whole generation.
+
+    Tokens: arg-max of the logits, or at ``temperature > 0`` LLaDA's float64 Gumbel-max
+    (``add_gumbel_noise``). Positions: sorted by the entropy of the untempered model distribution
+    (ascending), commit the largest prefix with ``cumsum H - cummax H <= gamma``, at least one.
+    """
     b, p = prompt.shape
     x = torch.full((b, p + gen_length), mask_id, dtype=torch.long)
     x[:, :p] = prompt
     commit = torch.full_like(x, -1)
-    step_no = 0
-    while (x == mask_id).any():
-        step_no += 1
-        logits = _suppress_mask(model_fn(x, None), mask_id)
-        for r in range(b):
-            masked = [j for j in range(p, x.shape[1]) if x[r, j] == mask_id]
-            if not masked:
-                continue
-            lg = logits[r, masked].double()
+    for r in range(b):
+        step_no = 0
+        while (x[r] == mask_id).any():
+            step_no += 1
+            logits = _suppress_mask(model_fn(x[r : r + 1], None), mask_id)[0, p:]
+            if temperature > 0:
+                x0 = _gumbel_argmax(logits, noise.rand(r, gen_length, logits.shape[-1]), temperature)
+            else:
+                x0 = logits.argmax(-1)
+            masked = [j for j in range(gen_length) if x[r, p + j] == mask_id]
+            lg = logits[masked].double()
             pr = F.softmax(lg, -1)
             ent = -(torch.where(pr > 0, pr * torch.log(pr), torch.zeros_like(pr))).sum(-1)
             order = sorted(range(len(masked)), key=lambda q: (float(ent[q]), q))
-            se = [float(ent[q]) for q in order]
             acc, cmax, k = 0.0, -math.inf, 0
-            for e in se:
-                acc += e
-                cmax = max(cmax, e)
+            for q in order:
+                acc += float(ent[q])
+                cmax = max(cmax, float(ent[q]))
                 if acc - cmax <= gamma:
                     k += 1
             k = min(max(k, 1), len(masked))
-            x0 = lg.argmax(-1)
             for q in order[:k]:
-                x[r, masked[q]] = x0[q]
-                commit[r, masked[q]] = step_no
+                x[r, p + masked[q]] = x0[masked[q]]
+                commit[r, p + masked[q]] = step_no
     return x, commit
 
 

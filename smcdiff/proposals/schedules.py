@@ -11,8 +11,9 @@ schedule            counts
 ``EvenSplit``       LLaDA: ``steps`` split evenly over blocks, masks spread evenly
 ``FixedCounts``     the given count at each step of every block
 ``DreamSchedule``   Dream: ``t = linspace(1, eps, steps+1)``, ``k = int(m (1 - s/t))``
-``AlphaSchedule``   MDLM alpha schedules (linear, cosine): rounded expected counts (as
-                    ZHZisZZ/dllm) or Binomial counts, and ``p = (a_s - a_t)/(1 - a_t)``
+``AlphaSchedule``   alpha schedules (MDLM ``loglinear`` / ``cosine``, ZHZisZZ/dllm ``dllm_cosine``)
+                    on MDLM's time grid: ``p = (a_s - a_t)/(1 - a_t)``, and rounded expected
+                    counts (as ZHZisZZ/dllm) or Binomial counts
 ==================  ====================================================================
 
 Schedules with random counts (``AlphaSchedule(..., counts="binomial")``)
@@ -45,6 +46,8 @@ __all__ = [
     "AdaptiveSteps",
     "even_split_counts",
     "alpha",
+    "move_chance",
+    "ALPHA_KINDS",
 ]
 
 
@@ -58,16 +61,52 @@ def even_split_counts(n: int, steps: int) -> list[int]:
     return [base + (1 if i < rem else 0) for i in range(int(steps))]
 
 
-def alpha(kind: str, t: Tensor) -> Tensor:
-    """The MDLM signal level ``alpha(t)`` for ``t`` in [0, 1] (1 = clean at t = 0).
+#: The alpha schedules :func:`alpha` knows (``linear`` is another name for ``loglinear``).
+ALPHA_KINDS = ("loglinear", "linear", "cosine", "dllm_cosine")
 
-    ``linear``: ``1 - t``; ``cosine``: ``1 - cos(pi/2 (1 - t))`` (as ZHZisZZ/dllm).
+
+def _check_kind(kind: str) -> None:
+    if kind not in ALPHA_KINDS:
+        raise ConfigError(f"unknown alpha schedule {kind!r}; use one of {', '.join(map(repr, ALPHA_KINDS))}")
+
+
+def move_chance(kind: str, t: Tensor) -> Tensor:
+    """The masking probability ``1 - alpha(t)`` of the floor-free schedule, in a cancellation-free form.
+
+    ``loglinear`` / ``linear``: ``t``; ``cosine``: ``1 - cos(pi t / 2) = 2 sin^2(pi t / 4)``;
+    ``dllm_cosine``: ``cos(pi/2 (1 - t)) = sin(pi t / 2)``.
     """
-    if kind == "linear":
-        return 1 - t
+    _check_kind(kind)
+    if kind in ("loglinear", "linear"):
+        return t
     if kind == "cosine":
+        return 2 * torch.sin((math.pi / 4) * t) ** 2
+    return torch.sin((math.pi / 2) * t)
+
+
+def alpha(kind: str, t: Tensor, floor: float = 0.0) -> Tensor:
+    """The signal level ``alpha(t)`` for ``t`` in [0, 1] (``alpha(0) = 1``: clean at ``t = 0``).
+
+    ``alpha(t) = floor + (1 - floor) * (1 - move_chance(kind, t))``:
+
+    * ``loglinear`` (kuleshov-group/mdlm ``LogLinearNoise``, MDLM's default; ``linear``
+      is the same schedule): ``1 - (1 - floor) t``;
+    * ``cosine`` (kuleshov-group/mdlm ``CosineNoise``): ``floor + (1 - floor) cos(pi t / 2)``;
+    * ``dllm_cosine`` (ZHZisZZ/dllm's cosine scheduler): ``1 - cos(pi/2 (1 - t))`` with no floor.
+
+    MDLM's noise classes use ``floor = 1e-3`` (their ``eps``); it cancels in the transfer
+    probability ``(alpha_s - alpha_t) / (1 - alpha_t)``, so the schedules below do not need it.
+    """
+    return floor + (1 - floor) * (1 - move_chance(kind, t))
+
+
+def _dllm_alpha(kind: str, t: Tensor) -> Tensor:
+    """``alpha(t)`` in ZHZisZZ/dllm's arithmetic (``1 - t``; ``1 - cos(pi/2 (1 - t))``), for its rounded counts."""
+    if kind == "dllm_cosine":
         return 1 - torch.cos((math.pi / 2) * (1 - t))
-    raise ConfigError(f"unknown alpha schedule {kind!r}; use 'linear' or 'cosine'")
+    if kind in ("loglinear", "linear"):
+        return 1 - t
+    return alpha(kind, t)
 
 
 class Schedule(ABC):
@@ -243,53 +282,85 @@ class DreamSchedule(Schedule):
 
 @dataclass(frozen=True)
 class AlphaSchedule(Schedule):
-    """MDLM alpha schedules over ``steps`` steps per block.
+    """Alpha (noise) schedules over ``steps`` steps per block, on kuleshov-group/mdlm's time grid.
 
-    Step ``j`` goes from ``t = (S - j)/S`` to ``s = (S - j - 1)/S`` and a masked
-    position is committed with probability ``p_j = (alpha(s) - alpha(t)) / (1 - alpha(t))``
-    (1 at the last step). Counts:
+    Times ``t_j = 1 - j dt`` for ``j = 0 .. steps - 1`` with ``dt = (1 - eps) / steps``
+    (MDLM's ``torch.linspace(1, eps, steps + 1)``), and ``s_j = t_j - dt`` (the last
+    ``s`` is exactly ``eps``). At step ``j`` a masked position is committed with
+    probability ``p_j = (alpha(s) - alpha(t)) / (1 - alpha(t)) = 1 - m(s) / m(t)`` where
+    ``m = 1 - alpha`` is the masking probability (:func:`move_chance`), computed in
+    float64 from the exact times (MDLM evaluates it in float32; the two agree to about
+    1e-7). The noise floor of MDLM's schedules cancels in ``p_j``.
 
-    * ``counts="round"``: ``k_j = round(m_j p_j)`` computed once per block from the
-      block's masks, with zero-count steps removed (ZHZisZZ/dllm
-      ``get_num_transfer_tokens``, deterministic);
-    * ``counts="binomial"``: ``k_j ~ Binomial(m_j, p_j)`` at each step, with its
-      log-probability reported (a random count; zero-count steps are kept);
+    ``eps = 0`` (default): the last step has ``s = 0`` and commits every remaining mask
+    (``p = 1``); there are ``steps`` steps. ``eps > 0`` (MDLM ``_sample``, default
+    ``eps = 1e-5``): after the ``steps`` steps a position is still masked with
+    probability ``m(eps) / m(1)`` (``eps`` for ``loglinear``); one more step with ``p = 1``
+    commits them (MDLM's ``noise_removal``), so there are ``steps + 1`` steps. A block
+    with no masks left ends early, so that step only happens when it is needed.
+
+    Counts:
+
     * ``counts="none"``: no count, only ``p_j`` (for
       :class:`~smcdiff.proposals.selectors.Ancestral` selection, where each position
-      is its own Bernoulli draw).
+      is its own Bernoulli draw: MDLM's ancestral sampler);
+    * ``counts="round"``: ``k_j = round(m_j p_j)`` computed once per block from the
+      block's masks, with zero-count steps removed (ZHZisZZ/dllm
+      ``get_num_transfer_tokens``, deterministic; dllm's own grid ``t = (S - j)/S``, so
+      ``eps`` must be 0);
+    * ``counts="binomial"``: ``k_j ~ Binomial(m_j, p_j)`` at each step, with its
+      log-probability reported (a random count; zero-count steps are kept).
     """
 
     kind: str = "linear"
     steps: int = 128
     counts: str = "round"
+    eps: float = 0.0
 
     def __post_init__(self) -> None:
-        alpha(self.kind, torch.tensor([0.5]))
+        _check_kind(self.kind)
         if int(self.steps) < 1:
             raise ConfigError(f"steps must be >= 1; got {self.steps}")
         if self.counts not in ("round", "binomial", "none"):
             raise ConfigError(f"counts must be 'round', 'binomial' or 'none'; got {self.counts!r}")
+        if not (0.0 <= float(self.eps) < 1.0):
+            raise ConfigError(f"eps must lie in [0, 1); got {self.eps}")
+        if self.counts == "round" and float(self.eps) != 0.0:
+            raise ConfigError("counts='round' follows ZHZisZZ/dllm's grid, which has no eps; use eps=0")
         object.__setattr__(self, "is_random", self.counts == "binomial")
 
+    @property
+    def noise_removal(self) -> bool:
+        """True when a final ``p = 1`` step follows the ``steps`` grid steps (``eps > 0``)."""
+        return float(self.eps) > 0.0
+
+    def times(self) -> tuple[Tensor, Tensor]:
+        """``(t_j, s_j)`` for ``j = 0 .. steps-1`` (float64; ``s`` of the last step is exactly ``eps``)."""
+        n = int(self.steps)
+        eps = float(self.eps)
+        dt = (1.0 - eps) / n
+        t = 1.0 - torch.arange(n, dtype=torch.float64) * dt
+        s = torch.cat([t[1:], torch.tensor([eps], dtype=torch.float64)])
+        return t, s
+
     def transfer_probs(self) -> Tensor:
-        """``p_j`` for ``j = 0 .. steps-1`` (float64)."""
-        s_ = int(self.steps)
-        j = torch.arange(s_, dtype=torch.float64)
-        t = (s_ - j) / s_
-        s = (s_ - j - 1) / s_
-        a_t, a_s = alpha(self.kind, t), alpha(self.kind, s)
-        p = (a_s - a_t) / (1 - a_t)
-        p[-1] = 1.0
-        return p.clamp(0.0, 1.0)
+        """``p_j`` for every step of a block (float64), the noise-removal step included."""
+        t, s = self.times()
+        p = (1.0 - move_chance(self.kind, s) / move_chance(self.kind, t)).clamp(0.0, 1.0)
+        if self.noise_removal:
+            p = torch.cat([p, torch.ones(1, dtype=torch.float64)])
+        else:
+            p[-1] = 1.0  # s = 0: m(0) = 0 exactly
+        return p
 
     def _dllm_probs(self) -> list[float]:
-        """``1 - (1 - alpha(s)) / (1 - alpha(t))`` computed in float32 as ZHZisZZ/dllm does."""
+        """``1 - (1 - alpha(s)) / (1 - alpha(t))`` on ``t = (S - j)/S`` in float32, as ZHZisZZ/dllm does."""
         s_ = int(self.steps)
         out = []
         for j in range(s_):
             t = torch.tensor((s_ - j) / s_, dtype=torch.float32)
             s = torch.tensor((s_ - j - 1) / s_, dtype=torch.float32)
-            keep = (1 - alpha(self.kind, s)) / (1 - alpha(self.kind, t))
+            keep = (1 - _dllm_alpha(self.kind, s)) / (1 - _dllm_alpha(self.kind, t))
             out.append(1 - float(keep))
         return out
 
@@ -310,7 +381,7 @@ class AlphaSchedule(Schedule):
     def steps_per_block(self, canvas: Canvas) -> int:
         if self.counts == "round":
             return len(self.round_counts(canvas.block_length))
-        return int(self.steps)
+        return int(self.steps) + int(self.noise_removal)
 
     def validate(self, canvas: Canvas) -> None:
         pass
