@@ -206,7 +206,9 @@ def mdlm(
     steps: int = 128,
     gen_length: int = 128,
     block_length: int | None = None,
-    schedule: str = "linear",
+    schedule: str = "loglinear",
+    eps: float = 1e-5,
+    first_hitting: bool = False,
     temperature: float = 1.0,
     top_p: float | None = None,
     sampler: str = "categorical",
@@ -215,20 +217,71 @@ def mdlm(
     resampling: ResamplingPolicy | None = None,
     max_rows: int | None = None,
 ) -> SMC:
-    """MDLM ancestral sampling (kuleshov-group/mdlm), optionally in BD3-LM blocks.
+    """MDLM's ancestral sampler (kuleshov-group/mdlm ``_sample``), optionally in BD3-LM blocks.
 
-    At step ``j`` of ``steps`` (per block) every mask is committed independently
-    with probability ``(alpha_s - alpha_t) / (1 - alpha_t)`` for the ``linear`` or
-    ``cosine`` alpha schedule, with a token drawn from ``p_theta`` at
-    ``temperature`` (optionally nucleus-truncated with ``top_p``).
+    Upstream rule (``diffusion.py``: ``_sample``, ``_ddpm_update``,
+    ``_ddpm_caching_update``; ``noise_schedule.py``): times
+    ``t = linspace(1, eps, steps + 1)`` with ``dt = (1 - eps) / steps`` (``eps = 1e-5``,
+    the default of ``_sample`` / ``restore_model_and_sample``; ``sampling.steps = 128``).
+    At each step every masked position independently stays masked with probability
+    ``m(t - dt) / m(t)`` and otherwise takes a token drawn from ``p_theta`` (the
+    network's softmax with the mask token excluded, MDLM's ``subs`` parameterisation),
+    where ``m = 1 - alpha`` is the masking probability of the noise schedule:
+
+    * ``schedule="loglinear"`` (MDLM's default ``noise: loglinear``; ``"linear"`` is an
+      alias): ``m(t) = (1 - 1e-3) t``, so a mask is revealed with probability ``dt / t``;
+    * ``schedule="cosine"`` (MDLM ``CosineNoise``): ``alpha(t) = 1e-3 + (1 - 1e-3) cos(pi t / 2)``;
+    * ``schedule="dllm_cosine"``: ZHZisZZ/dllm's cosine ``alpha(t) = 1 - cos(pi/2 (1 - t))``
+      (not an MDLM schedule).
+
+    The floor ``1e-3`` cancels in ``m(s) / m(t)``. After the ``steps`` steps a position
+    is still masked with probability ``m(eps) / m(1)`` (``eps`` for loglinear);
+    MDLM's ``noise_removal`` (on by default) then fills those. ``eps = 0`` instead
+    makes the last grid step reveal everything (no extra step).
+
+    ``block_length``: BD3-LM's semi-autoregressive decoding (kuleshov-group/bd3lms
+    ``_semi_ar_sampler``): the schedule runs once per block, and a block ends as
+    soon as it has no masks. ``first_hitting=True`` is BD3-LM's default sampler
+    (``sampling.first_hitting``): each step reveals exactly one masked position of the
+    block, chosen uniformly, with a token from ``p_theta``; a block then takes
+    ``block_length`` steps and ``steps`` / ``schedule`` / ``eps`` are not used (upstream
+    needs ``T >= block_length`` for a complete sample). Uniform first-hitting with
+    ``block_length = gen_length`` is the MDLM setting of the SR-SMC experiments.
+
+    ``temperature`` (MDLM has none; 1 is upstream) divides the logits; ``top_p``
+    truncates ``p_theta`` to a nucleus (BD3-LM ``sampling.nucleus_p``; MDLM has none).
+
+    Deliberate deviations, all in the kernel's exact ``log q`` design:
+
+    * noise removal commits the remaining masks with tokens *drawn* from ``p_theta``
+      at ``temperature``; MDLM takes the arg-max. It costs a forward pass only when a
+      mask is left, i.e. with probability about ``eps`` per position (loglinear);
+    * ``top_p`` uses smcdiff's nucleus rule (Dream's: the token whose cumulative
+      probability crosses ``top_p`` is kept); BD3-LM's ``_nucleus_sample`` keeps only
+      tokens with cumulative probability ``<= top_p`` (at least one), i.e. one token
+      fewer at the boundary;
+    * the transfer probability is computed in float64 from the exact times (upstream:
+      float32, agreeing to about 1e-7); upstream's categorical over the vocabulary and
+      the mask entry is drawn in two exactly equivalent stages (token, then whether
+      it is revealed);
+    * BD3-LM's non-first-hitting grid (``linspace(1, 0, T)`` with ``dt = 1 / T``) is
+      not reproduced: blocks use MDLM's grid; time conditioning (MDLM's default is
+      off) and BD3-LM's sliding context window are model matters, not sampler ones.
     """
-    kernel = UnmaskingKernel(
-        token_sampler(temperature, sampler, top_p=top_p),
-        Ancestral(),
-        AlphaSchedule(schedule, steps, counts="none"),
-        Confidence(),
-        block_length=block_length,
-    )
+    from .proposals import FixedCounts
+
+    ts = token_sampler(temperature, sampler, top_p=top_p)
+    if first_hitting:
+        per_block = int(block_length) if block_length is not None else int(gen_length)
+        kernel = UnmaskingKernel(ts, RandomK(), FixedCounts([1] * per_block), Confidence(), block_length=block_length)
+    else:
+        kernel = UnmaskingKernel(
+            ts,
+            Ancestral(),
+            AlphaSchedule(schedule, steps, counts="none", eps=eps),
+            Confidence(),
+            block_length=block_length,
+        )
     return _smc(kernel, gen_length, n_particles, potentials, resampling, max_rows)
 
 
@@ -261,9 +314,9 @@ def eb_sampler(
 def sr_smc(
     base: SMC | UnmaskingKernel | None = None,
     n_particles: int = 4,
-    scheme: str = "systematic",
-    kappa: float = 0.5,
-    when: str | EveryKSteps = "block_end",
+    scheme: str | None = None,
+    kappa: float | None = None,
+    when: str | EveryKSteps | None = None,
     tempered: bool = False,
     anneal: str | None = None,
     faithful: bool = False,
@@ -274,44 +327,43 @@ def sr_smc(
     """Self-rewarding SMC (arXiv 2602.01849): the base sampler's kernel, trajectory confidence, adaptive resampling.
 
     The target is the base kernel's path measure tilted by the trajectory
-    confidence ``prod_t prod_{j in S_t} p(x_j | x_t)``; with the kernel as proposal
-    the incremental weight is exactly that product (Proposition 3.1), for any
-    selection rule. Default base: ``fast_dllm(threshold=0.9, block_length=32,
-    temperature=1.0)`` (the paper's dLLM setting). Use ``result.sample()`` for a
-    draw from the weighted particles, ``result.best("trajectory_confidence")`` for
-    the paper's output rule.
+    confidence ``prod_t prod_{j in S_t} p(x_j | x_t)`` (times any potentials the
+    base ``SMC`` already has); with the kernel as proposal the incremental weight
+    is exactly that product (Proposition 3.1), for any selection rule. Default
+    base: ``fast_dllm(threshold=0.9, block_length=32, temperature=1.0)`` (the
+    paper's dLLM setting). Use ``result.sample()`` for a draw from the weighted
+    particles, ``result.best("trajectory_confidence")`` for the paper's output rule.
 
-    ``faithful=True`` switches to the released code's choices: multinomial
-    resampling, ``kappa = 0.5``, checked at block ends (``family="dllm"``, LLaDA and
-    Dream, including after the last block) or every 128 steps (``family="mdlm"``).
-    ``tempered=True`` weights by the tempered/truncated probability (released
-    Dream code); ``anneal="steps_over_length"`` is the released MDLM annealing.
+    Resampling defaults to systematic, ``kappa = 0.5``, checked at block ends.
+    ``faithful=True`` switches the defaults to the released code's choices:
+    multinomial resampling, ``kappa = 0.5``, checked at block ends (``family="dllm"``,
+    LLaDA and Dream, including after the last block) or every 128 steps
+    (``family="mdlm"``); ``scheme``, ``kappa`` and ``when`` given explicitly win
+    over either set of defaults. ``tempered=True`` weights by the
+    tempered/truncated probability (released Dream code); ``anneal=
+    "steps_over_length"`` is the released MDLM annealing. ``max_rows`` defaults to
+    the base ``SMC``'s. Warns when the kernel is deterministic (temperature 0 and a
+    deterministic selector): then all particles are identical and SMC cannot act.
     """
-    if base is None:
-        base = fast_dllm(threshold=0.9, block_length=32, temperature=1.0)
-    kernel = base.proposal if isinstance(base, SMC) else base
-    if gen_length is None and isinstance(base, SMC):
-        gen_length = base.gen_length
     if family not in ("dllm", "mdlm"):
         raise ConfigError(f"family must be 'dllm' or 'mdlm'; got {family!r}")
-    if faithful:
-        scheme, kappa = "multinomial", 0.5
-        when = "block_end" if family == "dllm" else EveryKSteps(128)
-    policy = AdaptiveResampling(kappa, scheme, when, final=faithful)
-    deterministic = (
-        getattr(getattr(kernel, "sampler", None), "is_deterministic", False)
-        and getattr(getattr(kernel, "selector", None), "is_deterministic", False)
-        and not getattr(getattr(kernel, "schedule", None), "is_random", True)
-    )
-    if n_particles > 1 and deterministic:
-        warnings.warn(
-            "SR-SMC with temperature 0 and a deterministic selector: all particles are identical and have equal "
-            "weights, so SMC cannot act (it is the plain sampler at N times the cost)",
-            UserWarning,
-            stacklevel=2,
-        )
-    return SMC(kernel, [TrajectoryConfidence(tempered=tempered, anneal=anneal)], n_particles=n_particles,
-               resampling=policy, max_rows=max_rows, gen_length=gen_length)
+    base = fast_dllm(threshold=0.9, block_length=32, temperature=1.0) if base is None else base
+    smc = base if isinstance(base, SMC) else SMC(base)
+    released = dict(scheme="multinomial", kappa=0.5, when="block_end" if family == "dllm" else EveryKSteps(128))
+    defaults = released if faithful else dict(scheme="systematic", kappa=0.5, when="block_end")
+    chosen = {k: defaults[k] if v is None else v for k, v in dict(scheme=scheme, kappa=kappa, when=when).items()}
+    policy = AdaptiveResampling(chosen["kappa"], chosen["scheme"], chosen["when"], final=faithful)
+    if n_particles > 1 and getattr(smc.proposal, "is_deterministic", False):
+        warnings.warn(_DETERMINISTIC_SMC, UserWarning, stacklevel=2)
+    potentials = [*smc.potentials, TrajectoryConfidence(tempered=tempered, anneal=anneal)]
+    return SMC(smc.proposal, potentials, n_particles=n_particles, resampling=policy,
+               max_rows=smc.max_rows if max_rows is None else max_rows, gen_length=gen_length or smc.gen_length)
+
+
+_DETERMINISTIC_SMC = (
+    "SR-SMC with a deterministic kernel (temperature 0, or top_k=1, and a deterministic selector): all particles "
+    "are identical and have equal weights, so SMC cannot act (it is the plain sampler at N times the cost)"
+)
 
 
 def rws(

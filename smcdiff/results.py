@@ -96,7 +96,10 @@ class SMCResult:
         records: one :class:`StepRecord` per engine step.
         genealogy: ancestors of every step.
         prompt_length: ``P``; the generation is ``sequences[..., P:]``.
-        committed_logp: ``[B, N, L]`` model log-probability of each token at its commit step.
+        committed_logp: ``[B, N, L]`` log-probability of each token at its commit step under the
+            target kernel's untempered token law (the model's softmax after the target's
+            sampling-stage transforms, e.g. EOS suppression; with ``target="proposal"`` that
+            includes a reward tilt).
         commit_step: ``[B, N, L]`` step at which each position was committed (-1: prompt).
         nfe: ``[B]`` denoiser forward passes per prompt.
         dead: ``[B]`` prompts whose particles all reached weight zero (only with
@@ -155,18 +158,28 @@ class SMCResult:
         """``[B, N]`` sum of the committed tokens' log-probabilities (SR-SMC's log C)."""
         return self.committed_logp.sum(dim=-1)
 
-    def best(self, by: str = "weight") -> tuple[Tensor, Tensor]:
+    def best(self, by: str = "weight", tempered: bool | None = None) -> tuple[Tensor, Tensor]:
         """One particle per prompt: ``(sequences [B, L], indices [B])``.
 
         ``by="weight"``: the particle of largest final weight. ``by="trajectory_confidence"``:
         the particle of largest total log trajectory confidence (the rule of the
         released SR-SMC LLaDA/Dream code and Algorithm 1 of arXiv 2602.01849, which
-        does not depend on the weight resets at resampling).
+        does not depend on the weight resets at resampling). ``tempered`` picks the
+        untempered confidence (:attr:`trajectory_log_confidence`) or the tempered one
+        that a ``TrajectoryConfidence(tempered=True)`` potential recorded (the
+        released Dream code's rule); by default the tempered one when it was recorded.
         """
+        from .potentials.confidence import TrajectoryConfidence
+
+        key = TrajectoryConfidence.TEMPERED_TOTAL
         if by == "weight":
             score = self.weights.log_w
         elif by == "trajectory_confidence":
-            score = self.trajectory_log_confidence
+            if tempered is None:
+                tempered = key in self.extras
+            if tempered and key not in self.extras:
+                raise ConfigError("no tempered confidence was recorded; run with TrajectoryConfidence(tempered=True)")
+            score = self.extras[key] if tempered else self.trajectory_log_confidence
         else:
             raise ConfigError(f"by must be 'weight' or 'trajectory_confidence'; got {by!r}")
         idx = score.argmax(dim=1)

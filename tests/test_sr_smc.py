@@ -21,7 +21,18 @@ from smcdiff import (
 )
 from smcdiff.models import DreamDenoiser, LLaDADenoiser
 from smcdiff.models.tiny import tiny_dream, tiny_llada
-from smcdiff.proposals import AdaptiveSteps, Categorical, EvenSplit, RandomK, Threshold, TopK, UnmaskingKernel
+from smcdiff.proposals import (
+    AdaptiveSteps,
+    Categorical,
+    Confidence,
+    EvenSplit,
+    Margin,
+    NegEntropy,
+    RandomK,
+    Threshold,
+    TopK,
+    UnmaskingKernel,
+)
 from smcdiff.theory_checks import check_unbiasedness, enumerate_paths
 
 
@@ -42,10 +53,14 @@ def trajectory_log_conf(joint, seq, steps, mask_id):
     ids=["top-k", "threshold", "random"],
 )
 @pytest.mark.parametrize("tau", [1.0, 0.6])
-def test_proposition_3_1_incremental_weight_is_product_of_confidences(selector, schedule, tau):
-    # every path: engine log weight == sum of log model probabilities of each token at its commit step
+@pytest.mark.parametrize("score", [Confidence(), Margin(), NegEntropy()], ids=["confidence", "margin", "neg-entropy"])
+def test_proposition_3_1_incremental_weight_is_product_of_confidences(selector, schedule, tau, score):
+    # every path: engine log weight == sum of log model probabilities of each token at its commit step,
+    # whatever score ranks the positions (D3: the released Dream code weighted by the score instead)
+    if isinstance(selector, RandomK) and not isinstance(score, Confidence):
+        pytest.skip("random selection ignores the score")
     model = ToyDenoiser.random(3, 4, seed=31)
-    kernel = UnmaskingKernel(Categorical(tau), selector, schedule)
+    kernel = UnmaskingKernel(Categorical(tau), selector, schedule, score=score)
     e = enumerate_paths(kernel, model, [2], 3, [TrajectoryConfidence()])
     assert e.n_paths > 10
     for seq, steps, lw in zip(e.finals.tolist(), e.commit_steps.tolist(), e.log_w.tolist()):
@@ -116,7 +131,11 @@ def test_d2_weights_updated_on_every_path_including_the_cache():
     assert torch.equal(on.sequences, off.sequences)
     assert torch.allclose(on.log_weights, off.log_weights, atol=1e-5)
     assert torch.allclose(on.log_weights, on.trajectory_log_confidence, atol=1e-12)
-    assert ((on.commit_step[..., 5:] % 100) > 1).any()  # some tokens were committed in cached steps
+    # some tokens were committed in cached steps: after the first step of their block (which runs the full
+    # canvas; every particle commits at least one token there, so it is the block's earliest commit step)
+    cs = on.commit_step[..., 5:].reshape(2, 3, 2, 8)  # [B, N, blocks, block positions]
+    first = cs.amin(dim=(1, 3), keepdim=True)
+    assert (cs > first).float().mean() > 0.2
 
 
 def test_d3_weights_are_log_probs_of_sampled_tokens_for_any_score():
@@ -183,3 +202,77 @@ def test_temperature_zero_warns_and_particles_are_identical():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         recipes.sr_smc(UnmaskingKernel(Categorical(0.0), RandomK(), EvenSplit(4)), n_particles=4)
+    with pytest.warns(UserWarning, match="SMC cannot act"):  # top_k = 1 is greedy at any temperature
+        recipes.sr_smc(UnmaskingKernel(Categorical(1.0, top_k=1), TopK(), EvenSplit(4)), n_particles=4)
+
+
+def test_sr_smc_keeps_the_base_potentials_and_settings():
+    extra = TrajectoryConfidence() ** 2.0
+    base = recipes.llada(steps=4, gen_length=4, block_length=2, temperature=1.0, potentials=[extra], max_rows=3)
+    smc = recipes.sr_smc(base, n_particles=4)
+    assert smc.potentials[0] is extra and isinstance(smc.potentials[1], TrajectoryConfidence)
+    assert smc.max_rows == 3 and smc.gen_length == 4
+    assert recipes.sr_smc(base, n_particles=4, max_rows=7).max_rows == 7
+
+
+def test_explicit_resampling_settings_win_over_the_faithful_defaults():
+    pol = recipes.sr_smc(n_particles=4, faithful=True, kappa=0.9, scheme="residual").resampling
+    assert (pol.scheme, pol.kappa, pol.when, pol.final) == ("residual", 0.9, "block_end", True)
+    pol = recipes.sr_smc(n_particles=4, faithful=True, family="mdlm").resampling
+    assert (pol.scheme, pol.kappa) == ("multinomial", 0.5) and pol.when.k == 128
+    pol = recipes.sr_smc(n_particles=4).resampling
+    assert (pol.scheme, pol.kappa, pol.when, pol.final) == ("systematic", 0.5, "block_end", False)
+
+
+def _tempered_truncated(p, tau, top_p):
+    """softmax(log p / tau) restricted to Dream's nucleus (keep tokens up to the one crossing top_p)."""
+    q = [x ** (1.0 / tau) for x in p]
+    z = sum(q)
+    q = [x / z for x in q]
+    order = sorted(range(len(q)), key=lambda v: -q[v])
+    keep, cum = set(), 0.0
+    for v in order:
+        keep.add(v)
+        cum += q[v]
+        if cum > top_p:
+            break
+    z = sum(q[v] for v in keep)
+    return [q[v] / z if v in keep else 0.0 for v in range(len(q))]
+
+
+@pytest.mark.parametrize("tau,top_p", [(0.6, 1.0), (1.7, 1.0), (1.0, 0.7), (0.8, 0.75)])
+def test_tempered_confidence_weights_by_the_tempered_truncated_law(tau, top_p):
+    # the released Dream code's weighting (tempered=True), checked on every path against the joint
+    model = ToyDenoiser.random(3, 4, seed=37)
+    sampler = Categorical(tau, top_p=None if top_p == 1.0 else top_p)
+    e = enumerate_paths(UnmaskingKernel(sampler, TopK(), EvenSplit(3)), model, [2], 3, [TrajectoryConfidence(tempered=True)])
+    assert e.n_paths > 10
+    for seq, steps, lw in zip(e.finals.tolist(), e.commit_steps.tolist(), e.log_w.tolist()):
+        expect = 0.0
+        for pos, st in enumerate(steps):
+            if st > 0:
+                before = [t if (s < 0 or s < st) else model.mask_id for t, s in zip(seq, steps)]
+                expect += math.log(_tempered_truncated(conditional(model.joint, before, model.mask_id)[pos], tau, top_p)[seq[pos]])
+        assert lw == pytest.approx(expect, abs=1e-9)
+
+
+def test_best_by_tempered_confidence_follows_the_tempered_potential():
+    # the released Dream code ranks particles by the tempered log confidence it accumulated
+    model = ToyDenoiser.random(3, 5, seed=38)
+    base = UnmaskingKernel(Categorical(0.5), TopK(), EvenSplit(4), block_length=2)
+    res = recipes.sr_smc(base, n_particles=8, tempered=True, gen_length=4).run(model, torch.tensor([[0], [2]]), seed=1)
+    rec = res.extras[TrajectoryConfidence.TEMPERED_TOTAL]
+    # independent: the tempered log-probability of each committed token, softmax(log p / 0.5), from the joint
+    for b in range(2):
+        for i in range(8):
+            seq, steps = res.sequences[b, i].tolist(), res.commit_step[b, i].tolist()
+            expect = 0.0
+            for pos, st in enumerate(steps):
+                if st > 0:
+                    before = [t if (s < 0 or s < st) else model.mask_id for t, s in zip(seq, steps)]
+                    expect += math.log(_tempered_truncated(conditional(model.joint, before, model.mask_id)[pos], 0.5, 1.0)[seq[pos]])
+            assert rec[b, i].item() == pytest.approx(expect, abs=1e-9)
+    assert torch.equal(res.best("trajectory_confidence")[1], rec.argmax(1))
+    assert torch.equal(res.best("trajectory_confidence", tempered=False)[1], res.trajectory_log_confidence.argmax(1))
+    with pytest.raises(Exception, match="no tempered confidence"):
+        recipes.sr_smc(base, n_particles=2, gen_length=4).run(model, torch.tensor([[0]])).best("trajectory_confidence", tempered=True)
