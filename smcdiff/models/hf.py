@@ -19,7 +19,15 @@ Common behaviour
   ``position_ids``, positions count real tokens only, so a prompt gives the same
   logits alone or batched with longer prompts (up to floating-point rounding).
 * Models that accept a key/value cache get ``prefill`` / ``cached_logits`` for
-  the prefix cache (:mod:`smcdiff.proposals.cache`).
+  the prefix cache (:mod:`smcdiff.proposals.cache`). Whether the model can run
+  it is probed once (``supports_prefix_cache``); ``require_prefix_cache()``,
+  which ``SMC.init`` calls for ``cache="prefix"``, raises
+  :class:`~smcdiff.ConfigError` naming the fix for a model that cannot (the
+  official LLaDA remote code asserts ``past_key_values is None and not
+  use_cache``), before any work.
+* Ids read from a config count whenever they are set (0 included).
+* transformers 4.45 to 5.x: ``dtype`` / ``torch_dtype`` and the cache classes
+  of both are bridged.
 * ``from_pretrained(path)`` loads from a local directory (no hub access is
   attempted when ``HF_HUB_OFFLINE=1``).
 """
@@ -67,11 +75,39 @@ def _out_cache(out):
     return None
 
 
+def _first_set(*values):
+    """The first value that is not None (0 counts as set), or None."""
+    for v in values:
+        if v is not None:
+            return v
+    return None
+
+
 def _kv_layers(cache) -> list[tuple[Tensor, Tensor]]:
     """Per-layer ``(k, v)`` ``[R, H, T, D]`` from a transformers Cache or a tuple of pairs."""
-    if hasattr(cache, "layers"):
+    if hasattr(cache, "layers"):  # transformers >= 4.55
         return [(layer.keys, layer.values) for layer in cache.layers]
+    if hasattr(cache, "key_cache"):  # older DynamicCache
+        return list(zip(cache.key_cache, cache.value_cache))
     return [(kv[0], kv[1]) for kv in cache]
+
+
+def _native_dynamic_cache(layers):
+    """A transformers ``DynamicCache`` holding ``layers`` without copying them.
+
+    ``DynamicCache(ddp_cache_data=...)`` from transformers 4.56 on (5.x has no
+    ``from_legacy_cache``); before that ``from_legacy_cache`` (in 4.55 the
+    constructor leaves an empty first layer in front of the given ones).
+    """
+    from transformers import DynamicCache
+
+    pairs = [(k, v) for k, v in layers]
+    cache = None
+    if "ddp_cache_data" in inspect.signature(DynamicCache.__init__).parameters:
+        cache = DynamicCache(ddp_cache_data=pairs)
+    if cache is None or len(getattr(cache, "layers", ())) != len(pairs):  # pragma: no cover - transformers < 4.56
+        cache = DynamicCache.from_legacy_cache(tuple(pairs))
+    return cache
 
 
 class HFDenoiser:
@@ -136,6 +172,7 @@ class HFDenoiser:
         self._takes_positions = "position_ids" in params
         self._cache_kw = "cache" if "cache" in params else ("past_key_values" if "past_key_values" in params else None)
         self._native_cache = False  # set by prefill(): True when the model returns a transformers Cache
+        self._cache_problem: str | None = None  # set by the first prefix-cache check; "" when the cache works
         self.n_forward = 0
 
     # ------------------------------------------------------------------ basics
@@ -146,9 +183,55 @@ class HFDenoiser:
         except StopIteration:  # pragma: no cover
             return torch.device("cpu")
 
+    #: appended to the error raised when the model cannot run the prefix cache
+    _cache_hint = (
+        "Load the model with a modeling file whose forward accepts past_key_values and use_cache=True, "
+        "or run without the prefix cache (cache=None)."
+    )
+
     @property
     def supports_prefix_cache(self) -> bool:
-        return self._cache_kw is not None
+        """Whether :meth:`prefill` / :meth:`cached_logits` work with this model.
+
+        The first call probes the model once with a three-token forward with
+        ``use_cache=True`` and one cached forward (the call counter ``n_forward``
+        is left as it was); later calls reuse the answer.
+        """
+        return not self._prefix_cache_problem()
+
+    def _prefix_cache_problem(self) -> str:
+        """Why the prefix cache cannot run with this model ("" if it can)."""
+        if self._cache_kw is None:
+            return f"{type(self.model).__name__}.forward takes no past_key_values (or cache) argument"
+        if self._cache_problem is None:
+            self._cache_problem = self._probe_prefix_cache()
+        return self._cache_problem
+
+    def _probe_prefix_cache(self) -> str:
+        n_forward = self.n_forward
+        tokens = torch.full((1, 3), self.mask_id, dtype=torch.long, device=self.device)
+        try:
+            _, kv = self.prefill(tokens, None, 2)
+            out = self.cached_logits(tokens, None, kv)
+        except Exception as e:  # the model's own refusal, e.g. an AssertionError in its forward
+            err = e.__cause__ if isinstance(e, ConfigError) and e.__cause__ is not None else e
+            return f"{type(self.model).__name__} failed with use_cache=True ({type(err).__name__}: {err})"
+        finally:
+            self.n_forward = n_forward
+        if tuple(out.shape[:2]) != (1, tokens.shape[1] - kv.start):
+            return f"{type(self.model).__name__} returned logits of shape {tuple(out.shape)} from a cached forward"
+        return ""
+
+    def _cache_error(self, problem: str) -> ConfigError:
+        return ConfigError(
+            f"the prefix cache (cache='prefix') cannot run with this model: {problem}. {self._cache_hint}"
+        )
+
+    def require_prefix_cache(self) -> None:
+        """Raise :class:`~smcdiff.ConfigError` naming the problem and the fix if the prefix cache cannot run."""
+        problem = self._prefix_cache_problem()
+        if problem:
+            raise self._cache_error(problem)
 
     def _mask_arg(self, am: Tensor | None, q_start: int = 0) -> Tensor | None:
         if am is None:
@@ -194,23 +277,30 @@ class HFDenoiser:
     def _to_native(self, kv: KVCache):
         if not self._native_cache:
             return tuple(kv.layers)
-        from transformers import DynamicCache
-
-        return DynamicCache(ddp_cache_data=[(k, v) for k, v in kv.layers])
+        return _native_dynamic_cache(kv.layers)
 
     @torch.no_grad()
     def prefill(self, tokens: Tensor, attention_mask: Tensor | None, prefix_len: int) -> tuple[Tensor, KVCache]:
-        """Full forward; returns logits ``[R, L, V]`` and the cache of the positions before ``prefix_len``."""
-        if self._cache_kw is None:
-            raise ConfigError(f"{type(self.model).__name__} does not accept a key/value cache")
+        """Full forward; returns logits ``[R, L, V]`` and the cache of the positions before ``prefix_len``.
+
+        A model that refuses the cache (e.g. an ``AssertionError`` in its forward,
+        as in the official GSAI-ML LLaDA code) raises :class:`~smcdiff.ConfigError`
+        naming the fix; :meth:`require_prefix_cache` checks this before any work.
+        """
+        if self._cache_kw is None or self._cache_problem:  # known not to work: no forward pass
+            raise self._cache_error(self._prefix_cache_problem())
         tokens = tokens.to(self.device)
         am = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.to(self.device)
-        out = self._call(tokens, am, None if am is None else positions_from_mask(am), use_cache=True)
+        try:
+            out = self._call(tokens, am, None if am is None else positions_from_mask(am), use_cache=True)
+        except AssertionError as e:  # e.g. "The kvcache is not supported" in remote code
+            problem = f"{type(self.model).__name__} failed with use_cache=True (AssertionError: {e})"
+            raise self._cache_error(problem) from e
         raw = out["logits"] if isinstance(out, dict) else out.logits
         cache = _out_cache(out)
         if cache is None:
             raise ModelOutputError(f"{type(self.model).__name__} returned no cache with use_cache=True")
-        self._native_cache = hasattr(cache, "layers")
+        self._native_cache = not isinstance(cache, (tuple, list))
         keep = max(int(prefix_len) - self.shift, 0)
         layers = tuple((k[:, :, :keep].contiguous(), v[:, :, :keep].contiguous()) for k, v in _kv_layers(cache))
         if self.shift:
@@ -265,7 +355,9 @@ def _wrap_loaded(cls, model, path: str, device, trust_remote_code: bool, kwargs:
     model = model.eval()
     if device is not None:
         model = model.to(device)
-    tok = kwargs.pop("tokenizer", None) or _load_tokenizer(path, trust_remote_code)
+    tok = kwargs.pop("tokenizer", None)
+    if tok is None:
+        tok = _load_tokenizer(path, trust_remote_code)
     return cls.wrap(model, tokenizer=tok, **kwargs)
 
 
@@ -273,6 +365,17 @@ def _dtype(dtype):
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     return getattr(torch, str(dtype))
+
+
+def _dtype_kwargs(dtype) -> dict:
+    """``from_pretrained`` keyword for a dtype: ``dtype=`` (transformers >= 4.56) or ``torch_dtype=`` before."""
+    dtype = _dtype(dtype)
+    if dtype is None:
+        return {}
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
 class MaskedLMDenoiser(HFDenoiser):
@@ -295,7 +398,7 @@ class MaskedLMDenoiser(HFDenoiser):
     ) -> "MaskedLMDenoiser":
         from transformers import AutoModelForMaskedLM
 
-        model = AutoModelForMaskedLM.from_pretrained(path, dtype=_dtype(dtype)).eval()
+        model = AutoModelForMaskedLM.from_pretrained(path, **_dtype_kwargs(dtype)).eval()
         if device is not None:
             model = model.to(device)
         tok = _load_tokenizer(path)
@@ -317,8 +420,23 @@ class LLaDADenoiser(HFDenoiser):
     Defaults follow ML-GSAI/LLaDA: mask id 126336, EOS 126081, EoT 126348, no
     logit shift, and a prefix cache through ``past_key_values`` (as in
     NVlabs/Fast-dLLM). A config with ``mask_token_id`` / ``eos_token_id`` /
-    ``eot_token_id`` (as :class:`SMCDiffLLaDAConfig`) overrides the defaults.
+    ``eot_token_id`` (as :class:`SMCDiffLLaDAConfig`) overrides the defaults
+    (an id of 0 counts as set).
+
+    The official GSAI-ML LLaDA remote code refuses a key/value cache (its
+    forward asserts ``past_key_values is None and not use_cache``); with it,
+    ``cache="prefix"`` raises :class:`~smcdiff.ConfigError` at ``SMC.init``.
+    Load the checkpoint with a cache-capable modeling file (NVlabs/Fast-dLLM's
+    ``llada/model/modeling_llada.py``) to use the prefix cache.
     """
+
+    _cache_hint = (
+        "The official GSAI-ML LLaDA remote code (modeling_llada.py) asserts `past_key_values is None and not "
+        "use_cache`, so it cannot run the prefix cache: load the checkpoint with a modeling file that supports "
+        "the cache, such as the modified llada/model/modeling_llada.py of NVlabs/Fast-dLLM (put it in the "
+        "checkpoint directory in place of modeling_llada.py, or build the model with its LLaDAModelLM and use "
+        "LLaDADenoiser.wrap), or run without the prefix cache (cache=None)."
+    )
 
     @classmethod
     def from_pretrained(
@@ -328,18 +446,18 @@ class LLaDADenoiser(HFDenoiser):
 
         from . import llada_arch  # noqa: F401 - registers the bundled architecture
 
-        model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=_dtype(dtype))
+        model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, **_dtype_kwargs(dtype))
         return _wrap_loaded(cls, model, path, device, trust_remote_code, kwargs)
 
     @classmethod
     def wrap(cls, model, tokenizer=None, **kwargs) -> "LLaDADenoiser":
         cfg = getattr(model, "config", None)
-        mask_id = kwargs.pop("mask_id", getattr(cfg, "mask_token_id", None) or LLADA_MASK_ID)
+        mask_id = _first_set(kwargs.pop("mask_id", None), getattr(cfg, "mask_token_id", None), LLADA_MASK_ID)
         eos = getattr(cfg, "eos_token_id", None)
         eot = getattr(cfg, "eot_token_id", None)
         default_eos = (LLADA_EOS_ID if eos is None else int(eos), LLADA_EOT_ID if eot is None else int(eot))
         eos_ids = kwargs.pop("eos_ids", default_eos)
-        pad_id = kwargs.pop("pad_id", getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else getattr(cfg, "pad_token_id", None))
+        pad_id = kwargs.pop("pad_id", getattr(tokenizer if tokenizer is not None else cfg, "pad_token_id", None))
         if pad_id is not None and int(pad_id) == int(mask_id):
             pad_id = None
         return cls(model, mask_id, eos_ids=eos_ids, pad_id=pad_id, tokenizer=tokenizer, **kwargs)
@@ -366,17 +484,20 @@ class DreamDenoiser(HFDenoiser):
 
         cfg = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         loader = AutoModel if getattr(cfg, "auto_map", None) else AutoModelForCausalLM
-        model = loader.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=_dtype(dtype))
+        model = loader.from_pretrained(path, trust_remote_code=trust_remote_code, **_dtype_kwargs(dtype))
         return _wrap_loaded(cls, model, path, device, trust_remote_code, kwargs)
 
     @classmethod
     def wrap(cls, model, tokenizer=None, **kwargs) -> "DreamDenoiser":
         cfg = getattr(model, "config", None)
         gen = getattr(model, "generation_config", None)
-        mask_id = kwargs.pop(
-            "mask_id", getattr(cfg, "mask_token_id", None) or getattr(gen, "mask_token_id", None) or DREAM_MASK_ID
+        mask_id = _first_set(
+            kwargs.pop("mask_id", None),
+            getattr(cfg, "mask_token_id", None),
+            getattr(gen, "mask_token_id", None),
+            DREAM_MASK_ID,
         )
-        eos = getattr(gen, "eos_token_id", None) or getattr(cfg, "eos_token_id", None)
+        eos = _first_set(getattr(gen, "eos_token_id", None), getattr(cfg, "eos_token_id", None))
         eos_ids = kwargs.pop("eos_ids", () if eos is None else (tuple(eos) if isinstance(eos, (list, tuple)) else (eos,)))
         pad_id = kwargs.pop("pad_id", getattr(cfg, "pad_token_id", None))
         if pad_id is not None and int(pad_id) == int(mask_id):

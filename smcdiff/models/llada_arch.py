@@ -22,7 +22,8 @@ Interface (the one LLaDA's remote code exposes and Fast-dLLM relies on)::
     out.past_key_values   # per layer (k, v) of shape [R, H_kv, P + T, D] when use_cache
 
 ``past_key_values`` are read, never modified; ``attention_mask`` (``[R, P + T]``,
-1 = real token) masks padded keys only.
+1 = real token) masks padded keys only. A boolean 4-D mask ``[R, 1, T, P + T]``
+(query x key, Dream's format) is also accepted and used as given.
 """
 
 from __future__ import annotations
@@ -204,7 +205,12 @@ class SMCDiffLLaDAModel(PreTrainedModel):
                 raise ValueError(
                     f"attention_mask has {am.shape[-1]} positions; expected past ({past_len}) + input ({t})"
                 )
-            if not bool(am.all()):
+            if am.dim() == 4:  # [R, 1, T, P + T], query x key (Dream's format), used as given
+                if am.shape[-2] != t:
+                    raise ValueError(f"a 4-D attention_mask must have {t} query rows; got {am.shape[-2]}")
+                if not bool(am.all()):
+                    mask = am
+            elif not bool(am.all()):
                 mask = am[:, None, None, :]
         presents = []
         for i, blk in enumerate(self.blocks):

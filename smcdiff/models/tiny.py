@@ -8,6 +8,9 @@ a fixed seed; ``save_pretrained`` / ``from_pretrained`` round-trip offline.
 * :func:`tiny_dream` — transformers ``Qwen2ForCausalLM`` (Dream's network
   family; causal attention here, which the adapter does not depend on) with a
   mask token in its config.
+* :func:`tiny_dream_4d` — a stand-in for Dream's remote code: config
+  ``model_type == "Dream"``, bidirectional attention, and a forward that takes
+  only Dream's 4-D boolean attention mask ``[R, 1, T, P + T]``.
 * :func:`tiny_bert` — ``BertForMaskedLM`` and a matching word-level tokenizer.
 """
 
@@ -17,7 +20,7 @@ import os
 
 import torch
 
-__all__ = ["tiny_llada", "tiny_dream", "tiny_bert", "llada_8b_config"]
+__all__ = ["tiny_llada", "tiny_dream", "tiny_dream_4d", "tiny_bert", "llada_8b_config"]
 
 
 def tiny_llada(
@@ -87,6 +90,81 @@ def tiny_dream(
     cfg.mask_token_id = vocab_size - 1 if mask_token_id is None else mask_token_id
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(cfg).eval()
+
+
+_DREAM_STANDIN: tuple | None = None
+
+
+def _dream_standin_classes() -> tuple:
+    """Config and model classes of the Dream stand-in (built on first use: they import transformers)."""
+    global _DREAM_STANDIN
+    if _DREAM_STANDIN is None:
+        from .llada_arch import SMCDiffLLaDAConfig, SMCDiffLLaDAModel
+
+        class DreamStandInConfig(SMCDiffLLaDAConfig):
+            model_type = "Dream"
+
+            def __init__(self, **kwargs) -> None:  # explicit: transformers 5 would generate a dataclass __init__
+                super().__init__(**kwargs)
+
+        class DreamStandInModel(SMCDiffLLaDAModel):
+            """Refuses 2-D attention masks, as a model that expects Dream's 4-D mask would misread them."""
+
+            config_class = DreamStandInConfig
+
+            def forward(
+                self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False, **kwargs
+            ):
+                if attention_mask is not None and attention_mask.dim() != 4:
+                    raise ValueError(
+                        f"the Dream stand-in takes a 4-D attention mask [R, 1, T, P + T]; got {attention_mask.dim()}-D"
+                    )
+                return super().forward(
+                    input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
+                    past_key_values=past_key_values,
+                    use_cache=use_cache,
+                )
+
+        _DREAM_STANDIN = (DreamStandInConfig, DreamStandInModel)
+    return _DREAM_STANDIN
+
+
+def tiny_dream_4d(
+    vocab_size: int = 64,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    seed: int = 0,
+    mask_token_id: int | None = None,
+    eos_token_id: int = 1,
+    pad_token_id: int = 0,
+):
+    """A small stand-in for Dream's remote code (``model_type == "Dream"``; default mask id: last id).
+
+    The network is :class:`~smcdiff.models.llada_arch.SMCDiffLLaDAModel` (bidirectional,
+    rotary, takes ``position_ids`` and ``past_key_values``) with a forward that accepts
+    only the 4-D boolean attention mask Dream's ``diffusion_generate`` builds, so
+    :class:`~smcdiff.models.DreamDenoiser` takes its ``"4d"`` branch. Not Qwen2's
+    layers: the adapter depends only on the interface. For tests; not meant for
+    ``save_pretrained``.
+    """
+    cfg_cls, model_cls = _dream_standin_classes()
+    cfg = cfg_cls(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        mask_token_id=vocab_size - 1 if mask_token_id is None else mask_token_id,
+        eos_token_id=eos_token_id,
+        eot_token_id=None,
+        pad_token_id=pad_token_id,
+        max_position_embeddings=1024,
+    )
+    torch.manual_seed(seed)
+    return model_cls(cfg).eval()
 
 
 def tiny_bert(vocab_words: int = 40, hidden_size: int = 32, num_layers: int = 2, num_heads: int = 4, seed: int = 0, save_dir: str | None = None):

@@ -244,10 +244,14 @@ class UnmaskingKernel(Proposal):
 
     def check_model(self, model) -> None:
         """Raise if the model lacks what this kernel needs (called by ``SMC.init``)."""
-        if self.cache == "prefix" and not (hasattr(model, "prefill") and hasattr(model, "cached_logits")):
+        if self.cache != "prefix":
+            return
+        if not (hasattr(model, "prefill") and hasattr(model, "cached_logits")):
             raise ConfigError(
                 f"cache='prefix' needs a model with prefill() and cached_logits(); {type(model).__name__} has none"
             )
+        if hasattr(model, "require_prefix_cache"):  # adapters that can tell whether the model accepts a cache
+            model.require_prefix_cache()
 
     def max_block_steps(self, canvas: Canvas) -> int:
         s = self.schedule.steps_per_block(canvas)
