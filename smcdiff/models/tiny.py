@@ -39,20 +39,20 @@ def tiny_llada(
     """A small :class:`SMCDiffLLaDAModel`; the mask id defaults to the last vocabulary entry."""
     from .llada_arch import SMCDiffLLaDAConfig, SMCDiffLLaDAModel
 
-    cfg = SMCDiffLLaDAConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=intermediate_size or 2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
+    return _llada_like(
+        SMCDiffLLaDAConfig, SMCDiffLLaDAModel, seed, max_position_embeddings=4096,
+        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size or 2 * hidden_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads,
         mask_token_id=vocab_size - 1 if mask_token_id is None else mask_token_id,
-        eos_token_id=eos_token_id,
-        eot_token_id=eot_token_id,
-        pad_token_id=pad_token_id,
-        max_position_embeddings=4096,
-    )
+        eos_token_id=eos_token_id, eot_token_id=eot_token_id, pad_token_id=pad_token_id,
+    ).to(dtype)
+
+
+def _llada_like(cfg_cls, model_cls, seed: int, **config):
+    """``model_cls(cfg_cls(**config))`` with weights drawn after ``torch.manual_seed(seed)``, in eval mode."""
+    cfg = cfg_cls(**config)
     torch.manual_seed(seed)
-    return SMCDiffLLaDAModel(cfg).to(dtype).eval()
+    return model_cls(cfg).eval()
 
 
 def llada_8b_config(**overrides):
@@ -151,20 +151,13 @@ def tiny_dream_4d(
     ``save_pretrained``.
     """
     cfg_cls, model_cls = _dream_standin_classes()
-    cfg = cfg_cls(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
+    return _llada_like(
+        cfg_cls, model_cls, seed, max_position_embeddings=1024,
+        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads,
         mask_token_id=vocab_size - 1 if mask_token_id is None else mask_token_id,
-        eos_token_id=eos_token_id,
-        eot_token_id=None,
-        pad_token_id=pad_token_id,
-        max_position_embeddings=1024,
+        eos_token_id=eos_token_id, eot_token_id=None, pad_token_id=pad_token_id,
     )
-    torch.manual_seed(seed)
-    return model_cls(cfg).eval()
 
 
 def tiny_bert(vocab_words: int = 40, hidden_size: int = 32, num_layers: int = 2, num_heads: int = 4, seed: int = 0, save_dir: str | None = None):

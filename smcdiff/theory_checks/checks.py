@@ -64,6 +64,13 @@ def _reference_kernel(proposal: Proposal, reference: Proposal | None) -> Proposa
     return proposal
 
 
+def _run_rows(smc: SMC, model, prompt: Sequence[int] | None, gen_length: int, n: int, seed: int):
+    """``n`` independent runs of ``smc`` from one prompt, as ``n`` rows of one batch."""
+    if prompt is None or len(prompt) == 0:
+        return smc.run(model, None, gen_length, seed=seed, batch_size=n)
+    return smc.run(model, torch.tensor([list(prompt)] * n, dtype=torch.long), gen_length, seed=seed)
+
+
 @dataclass(frozen=True)
 class ProperWeightingReport:
     """Result of :func:`check_proper_weighting`.
@@ -220,11 +227,7 @@ def check_sampling_law(
     if n_draws < 2:
         raise ConfigError(f"n_draws must be >= 2; got {n_draws}")
     law = enumerate_paths(proposal, model, prompt, gen_length).proposal_law()
-    smc = SMC(proposal, [], n_particles=1, resampling=NeverResample())
-    if prompt is None or len(prompt) == 0:
-        res = smc.run(model, None, gen_length, seed=seed, batch_size=n_draws)
-    else:
-        res = smc.run(model, torch.tensor([list(prompt)] * n_draws, dtype=torch.long), gen_length, seed=seed)
+    res = _run_rows(SMC(proposal, [], n_particles=1, resampling=NeverResample()), model, prompt, gen_length, n_draws, seed)
     gen = res.sequences[:, 0, res.prompt_length :].tolist()
     counts: dict[tuple[int, ...], int] = {}
     for g in gen:
@@ -294,11 +297,7 @@ def check_unbiasedness(
         raise ConfigError(f"n_runs must be >= 2; got {n_runs}")
     if log_Z is None:
         log_Z = exact_log_Z(_reference_kernel(smc.proposal, reference), model, prompt, gen_length, smc.potentials)
-    if prompt is None or len(prompt) == 0:
-        res = smc.run(model, None, gen_length, seed=seed, batch_size=n_runs)
-    else:
-        prompts = torch.tensor([list(prompt)] * n_runs, dtype=torch.long)
-        res = smc.run(model, prompts, gen_length, seed=seed)
+    res = _run_rows(smc, model, prompt, gen_length, n_runs, seed)
     ratio = torch.exp(res.log_Z - log_Z)
     mean = float(ratio.mean())
     se = float(ratio.std(unbiased=True) / math.sqrt(n_runs))
