@@ -127,3 +127,23 @@ def test_step_potential_on_early_finishers_is_unbiased(k):
 def test_twist_of_a_timed_potential_is_refused():
     with pytest.raises(ConfigError, match="twist"):
         StateScore().final_only().as_twist()
+
+
+@pytest.mark.parametrize("wrap", ["power", "product"])
+def test_wrapped_twist_keeps_its_state_and_still_telescopes(wrap):
+    # a tempered (or multiplied) twist must advance its stored value once per step, so the whole
+    # trajectory's factors still cancel: same target as without the twist, exactly on every sequence
+    from smcdiff import SMC, NeverResample
+
+    twist = StateScore().as_twist()
+    wrapped = twist ** 2.0 if wrap == "power" else twist * TrajectoryConfidence() ** 0.0
+    plain = check_proper_weighting(kernel(), MODEL, PROMPT, G, [TrajectoryConfidence()])
+    rep = check_proper_weighting(kernel(), MODEL, PROMPT, G, [TrajectoryConfidence(), wrapped], target=plain.target)
+    assert plain.passed and rep.passed, str(rep)
+    res = SMC(kernel(), [wrapped], n_particles=4, resampling=NeverResample()).run(MODEL, torch.tensor([PROMPT] * 2), G, seed=0)
+    assert torch.allclose(res.log_weights, torch.zeros_like(res.log_weights), atol=1e-12)
+
+
+def test_timed_twist_is_refused():
+    with pytest.raises(ConfigError, match="twist telescopes over every step"):
+        StateScore().as_twist().at_block_end()

@@ -135,6 +135,9 @@ class _Timed(Potential):
     def __post_init__(self) -> None:
         if self.when not in _WHEN:
             raise ConfigError(f"unknown potential timing {self.when!r}; use one of {_WHEN}")
+        factors = self.inner.factors if isinstance(self.inner, ProductPotential) else (self.inner,)
+        if any(isinstance(f, TwistPotential) for f in factors):
+            raise ConfigError("a twist telescopes over every step; it cannot be restricted to block ends or the end")
 
     def log_potential(self, prev: ParticleState, step: ProposalStep) -> Tensor:
         return self.inner.log_potential(prev, step)
@@ -181,7 +184,10 @@ class ProductPotential(Potential):
         return particles
 
     def update_state(self, prev: ParticleState, step: ProposalStep) -> dict[str, Tensor]:
-        return self.apply(prev, step)[1]
+        out: dict[str, Tensor] = {}
+        for f in self.factors:
+            out.update(f.update_state(prev, step))
+        return out
 
     def __repr__(self) -> str:
         return " * ".join(repr(f) for f in self.factors)
@@ -208,6 +214,12 @@ class PowerPotential(Potential):
         if self.beta == 0.0:
             return torch.zeros_like(lg)
         return self.beta * lg
+
+    def apply(self, prev: ParticleState, step: ProposalStep) -> tuple[Tensor, dict[str, Tensor]]:
+        # the inner potential's own step (same timing), scaled: its state advances exactly once
+        inc, extras = self.inner.apply(prev, step)
+        inc = inc.to(torch.float64)
+        return (torch.zeros_like(inc) if self.beta == 0.0 else self.beta * inc), extras
 
     def init_state(self, particles: ParticleState) -> ParticleState:
         return self.inner.init_state(particles)
@@ -248,6 +260,10 @@ class TwistPotential(Potential):
 
     def log_potential(self, prev: ParticleState, step: ProposalStep) -> Tensor:
         return self.apply(prev, step)[0]
+
+    def update_state(self, prev: ParticleState, step: ProposalStep) -> dict[str, Tensor]:
+        # the twist's value lives in its state; only wrappers call this (the engine uses apply)
+        return self.apply(prev, step)[1]
 
     def apply(self, prev: ParticleState, step: ProposalStep) -> tuple[Tensor, dict[str, Tensor]]:
         if self.key not in prev.extras:
