@@ -81,8 +81,13 @@ FIELDS = ("sequences", "log_w", "log_Z", "commit_step", "committed_logp", "nfe",
 
 def compute(name: str) -> dict[str, torch.Tensor]:
     model_fn, prompts, make = CASES[name]
-    with torch.no_grad():
-        res = make().run(model_fn(), prompts, seed=17)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # float reductions (the toy's joint sums, matmuls) depend on the thread count
+    try:
+        with torch.no_grad():
+            res = make().run(model_fn(), prompts, seed=17)
+    finally:
+        torch.set_num_threads(threads)
     return {
         "sequences": res.sequences.clone(),
         "log_w": res.weights.log_w.detach().clone().to(torch.float64),
@@ -97,7 +102,6 @@ def compute(name: str) -> dict[str, torch.Tensor]:
 def write(path: str = PATH) -> None:
     from safetensors.torch import save_file
 
-    torch.set_num_threads(1)
     out = {}
     for name in CASES:
         for k, v in compute(name).items():
