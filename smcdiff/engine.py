@@ -29,6 +29,7 @@ seed]`` (see :func:`row_seeds`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import Literal, Sequence
 
@@ -43,10 +44,10 @@ from .potentials.base import Potential, apply_potentials
 from .proposals.base import Proposal, ProposalStep
 from .resampling import resample
 from .results import Genealogy, SMCResult, StepRecord
-from .state import Canvas, ParticleState
+from .state import Canvas, ParticleState, template_layout
 from .weights import Weights
 
-__all__ = ["SMC", "SMCState", "row_seeds", "make_generators", "prepare_prompts"]
+__all__ = ["SMC", "SMCState", "row_seeds", "make_generators", "prepare_prompts", "prepare_templates"]
 
 
 def row_seeds(seed: int, batch_size: int) -> list[int]:
@@ -81,15 +82,36 @@ def make_generators(
     return gens
 
 
+def _check_attention_mask(attention_mask, shape: tuple, what: str) -> Tensor:
+    """A user attention mask as a bool tensor of ``shape`` (True = real token)."""
+    am = torch.as_tensor(attention_mask)
+    if tuple(am.shape) != tuple(shape):
+        raise ConfigError(f"attention_mask must have the shape of {what}, {tuple(shape)}; got {tuple(am.shape)}")
+    if am.dtype != torch.bool:
+        if am.dtype.is_floating_point or am.dtype.is_complex or not bool(((am == 0) | (am == 1)).all()):
+            raise ConfigError(
+                f"attention_mask must be bool or hold only 0/1 integers (1 = real token); got dtype {am.dtype}"
+            )
+        am = am == 1
+    return am
+
+
 def prepare_prompts(
     prompts: Tensor | Sequence[Sequence[int]] | None,
     batch_size: int | None,
     pad_id: int | None,
     mask_id: int,
     device: torch.device | str,
+    attention_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """Left-pad prompts to ``[B, P]``; return ``(tokens, attention_mask or None)``."""
+    """Left-pad prompts to ``[B, P]``; return ``(tokens, attention_mask or None)``.
+
+    A prompt tensor with an ``attention_mask`` (False on padding, on either side)
+    gives exactly the batch of its unpadded rows.
+    """
     if prompts is None:
+        if attention_mask is not None:
+            raise ConfigError("attention_mask was given without prompts")
         if batch_size is None or batch_size < 1:
             raise ConfigError("without prompts, give batch_size >= 1")
         return torch.zeros(batch_size, 0, dtype=torch.long, device=device), None
@@ -105,7 +127,24 @@ def prepare_prompts(
             raise ConfigError(f"prompts must hold integer token ids; got dtype {prompts.dtype}")
         toks = prompts.to(device=device, dtype=torch.long)
         am = None
+        if attention_mask is not None:
+            keep = _check_attention_mask(attention_mask, toks.shape, "prompts")
+            # the same left-padded batch as the unpadded lists: pads are dropped wherever the user put them
+            return prepare_prompts(
+                [row[k].tolist() for row, k in zip(toks.cpu(), keep.cpu())], batch_size, pad_id, mask_id, device
+            )
+        if pad_id is not None and toks.shape[1] > 0 and bool((toks[:, 0] == int(pad_id)).any()):
+            rows = torch.nonzero(toks[:, 0] == int(pad_id)).flatten().tolist()
+            warnings.warn(
+                f"prompt row(s) {rows[:8]} start with the model's pad id {int(pad_id)} but no attention_mask was "
+                f"given: the pads are treated as real tokens (attended, shifting positions). Pass "
+                f"attention_mask= (False on padding) or a list of unpadded token lists.",
+                UserWarning,
+                stacklevel=3,
+            )
     else:
+        if attention_mask is not None:
+            raise ConfigError("attention_mask is only for prompt tensors; a list of token lists is padded by smcdiff")
         rows = [list(map(int, p)) for p in prompts]
         if not rows:
             raise ConfigError("prompts is empty; give at least one prompt")
@@ -128,6 +167,92 @@ def prepare_prompts(
         am = amask.to(device) if not bool(amask.all()) else None
     if batch_size is not None and batch_size != toks.shape[0]:
         raise ConfigError(f"batch_size={batch_size} but {toks.shape[0]} prompts were given")
+    return toks, am
+
+
+def prepare_templates(
+    templates: Tensor | Sequence[Sequence[int]],
+    pad_id: int | None,
+    mask_id: int,
+    vocab_upper: int,
+    device: torch.device | str,
+    attention_mask=None,
+) -> tuple[Tensor, Tensor | None]:
+    """Templates as ``[B, L]`` token ids and an attention mask (None when nothing is padded).
+
+    A list of token lists of different lengths is right-padded with the model's
+    ``pad_id`` (positions are taken from the attention mask, so the side does not
+    matter to the adapters). Every row needs at least one masked, attended
+    position; padding must not hold the mask id.
+    """
+    if isinstance(templates, Tensor):
+        if templates.dim() != 2:
+            raise ConfigError(
+                f"templates must be a [B, L] tensor (or a list of token lists); got shape {tuple(templates.shape)}"
+                + ("; use templates[None] for a single template" if templates.dim() == 1 else "")
+            )
+        if templates.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise ConfigError(f"templates must hold integer token ids; got dtype {templates.dtype}")
+        toks = templates.to(device=device, dtype=torch.long)
+        am = None if attention_mask is None else _check_attention_mask(attention_mask, toks.shape, "templates").to(device)
+    else:
+        if isinstance(templates, (str, bytes)) or not isinstance(templates, Sequence):
+            raise ConfigError(f"templates must be a [B, L] tensor or a list of token lists; got {type(templates).__name__}")
+        rows = []
+        for i, r in enumerate(templates):
+            if isinstance(r, (str, bytes)) or not isinstance(r, (Sequence, Tensor)):
+                raise ConfigError(f"templates[{i}] must be a list of token ids; got {type(r).__name__}")
+            row = []
+            for x in (r.tolist() if isinstance(r, Tensor) else r):
+                if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
+                    raise ConfigError(f"templates[{i}] must hold integer token ids; got {x!r}")
+                row.append(int(x))
+            rows.append(row)
+        if not rows:
+            raise ConfigError("templates is empty; give at least one template")
+        if attention_mask is not None:
+            raise ConfigError("attention_mask is only for template tensors; a list of token lists is padded by smcdiff")
+        l = max(len(r) for r in rows)
+        ragged = any(len(r) != l for r in rows)
+        if ragged and pad_id is None:
+            raise ConfigError(
+                "templates have different lengths and the model declares no pad_id; pad them yourself and pass "
+                "attention_mask, or use a model adapter with a pad token"
+            )
+        toks = torch.full((len(rows), l), int(pad_id) if ragged else 0, dtype=torch.long)
+        amask = torch.zeros(len(rows), l, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            toks[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            amask[i, : len(r)] = True
+        toks = toks.to(device)
+        am = amask.to(device) if ragged else None
+    if toks.shape[1] < 1:
+        raise ConfigError("templates must have at least one position")
+    if am is not None and bool(am.all()):
+        am = None
+    if am is not None:
+        padded_mask = (toks == mask_id) & ~am
+        if bool(padded_mask.any()):
+            r, c = (int(x) for x in torch.nonzero(padded_mask)[0])
+            raise ConfigError(
+                f"template row {r}, position {c} is padding (attention_mask False) but holds the mask id {mask_id}; "
+                f"padding is never generated: put a pad token there, or set attention_mask True to generate it"
+            )
+    free = toks == mask_id if am is None else (toks == mask_id) & am
+    none = torch.nonzero(~free.any(dim=1)).flatten().tolist()
+    if none:
+        raise ConfigError(
+            f"template row(s) {none[:8]} have no masked position (mask id {mask_id}); a template marks every "
+            f"position to generate with the model's mask id"
+        )
+    real = toks if am is None else torch.where(am, toks, 0)
+    bad = (real != mask_id) & ((real < 0) | (real >= vocab_upper))
+    if bool(bad.any()):
+        r, c = (int(x) for x in torch.nonzero(bad)[0])
+        raise ConfigError(
+            f"template token ids must lie in [0, {vocab_upper}) or be the mask id; row {r}, position {c} holds "
+            f"{int(toks[r, c])}"
+        )
     return toks, am
 
 
@@ -231,6 +356,7 @@ class SMC:
         seed: int | Sequence[int] | Sequence[torch.Generator] = 0,
         *,
         batch_size: int | None = None,
+        attention_mask: Tensor | None = None,
     ) -> SMCState:
         """Build the initial state: N copies of each prompt followed by ``gen_length`` masks.
 
@@ -240,13 +366,15 @@ class SMC:
                 model's ``pad_id``), or None with ``batch_size`` for unconditional runs.
             gen_length: ``G``, the number of positions to generate.
             seed: an int (per-prompt seeds via :func:`row_seeds`), B ints, or B generators.
+            attention_mask: ``[B, P]`` (False on padding) for a prompt tensor you padded
+                yourself; the rows are then exactly the unpadded prompts.
         """
         validate_denoiser(model)
         if hasattr(self.proposal, "check_model"):
             self.proposal.check_model(model)
         device = getattr(model, "device", torch.device("cpu"))
         mask_id = int(model.mask_id)
-        toks, am = prepare_prompts(prompts, batch_size, getattr(model, "pad_id", None), mask_id, device)
+        toks, am = prepare_prompts(prompts, batch_size, getattr(model, "pad_id", None), mask_id, device, attention_mask)
         b, p = toks.shape
         if b < 1:
             raise ConfigError("need at least one prompt")
@@ -292,11 +420,73 @@ class SMC:
                 [am, torch.ones(b, canvas.gen_length, dtype=torch.bool, device=device)], dim=1
             ),
         )
+        return self._start(model, particles, seed)
+
+    def init_template(
+        self,
+        model,
+        templates: Tensor | Sequence[Sequence[int]],
+        seed: int | Sequence[int] | Sequence[torch.Generator] = 0,
+        *,
+        attention_mask: Tensor | None = None,
+    ) -> SMCState:
+        """Build the initial state for infilling: N copies of each template.
+
+        Args:
+            model: a :class:`~smcdiff.models.Denoiser`.
+            templates: ``[B, L]`` token ids (or B token lists, right-padded with the
+                model's ``pad_id``) in which the model's mask id marks every position to
+                generate, anywhere and in any number of spans.
+            seed: as for :meth:`init`.
+            attention_mask: ``[B, L]``, False on padding (never attended, never generated).
+        """
+        validate_denoiser(model)
+        if hasattr(self.proposal, "check_model"):
+            self.proposal.check_model(model)
+        device = getattr(model, "device", torch.device("cpu"))
+        mask_id = int(model.mask_id)
+        upper = max(int(model.vocab_size), mask_id + 1)
+        toks, am = prepare_templates(templates, getattr(model, "pad_id", None), mask_id, upper, device, attention_mask)
+        if am is not None and not (0 <= int(getattr(model, "pad_id", 0) or 0) < upper):
+            raise ConfigError(f"the model's pad_id {model.pad_id} lies outside the vocabulary [0, {upper})")
+        b, l = toks.shape
+        free = toks == mask_id if am is None else (toks == mask_id) & am
+        lengths = None if am is None else am.sum(dim=1)
+        width, starts, sizes, nb, widths = template_layout(free, getattr(self.proposal, "block_length", None), lengths)
+        canvas = Canvas(
+            prompt_length=0, gen_length=l, block_length=width, mask_id=mask_id, template=True,
+            max_blocks=int(nb.max()),
+        )
+        if hasattr(model, "check_canvas"):
+            model.check_canvas(canvas)
+        n = self.n_particles
+        particles = ParticleState(
+            tokens=toks[:, None, :].expand(b, n, l).clone(),
+            committed_logp=torch.zeros(b, n, l, dtype=torch.float64, device=device),
+            commit_step=torch.full((b, n, l), -1, dtype=torch.long, device=device),
+            block=torch.zeros(b, dtype=torch.long, device=device),
+            block_step=torch.zeros(b, dtype=torch.long, device=device),
+            steps=torch.zeros(b, dtype=torch.long, device=device),
+            done=torch.zeros(b, dtype=torch.bool, device=device),
+            canvas=canvas,
+            attention_mask=am,
+            free=free,
+            block_starts=starts,
+            block_sizes=sizes,
+            num_blocks=nb,
+            block_widths=widths,
+        )
+        self.proposal.setup(canvas, particles)
+        return self._start(model, particles, seed)
+
+    def _start(self, model, particles: ParticleState, seed) -> SMCState:
         if hasattr(self.proposal, "init_state"):
             particles = self.proposal.init_state(particles, model)
         for pot in self.potentials:
             if hasattr(pot, "init_state"):
                 particles = pot.init_state(particles)
+        b, n = particles.tokens.shape[:2]
+        device = particles.device
         gens = make_generators(seed, b, device)
         return SMCState(
             particles=particles,
@@ -396,12 +586,39 @@ class SMC:
         seed: int | Sequence[int] | Sequence[torch.Generator] = 0,
         *,
         batch_size: int | None = None,
+        attention_mask: Tensor | None = None,
     ) -> SMCResult:
-        """Run to completion and return an :class:`~smcdiff.results.SMCResult`.
+        """Generate ``gen_length`` tokens after each prompt; return an :class:`~smcdiff.results.SMCResult`.
 
-        See :meth:`init` for the arguments.
+        See :meth:`init` for the arguments. This is the template case "prompt + G
+        masks" of :meth:`infill` (with the prefix layout's block rule).
         """
-        state = self.init(model, prompts, gen_length, seed, batch_size=batch_size)
+        state = self.init(model, prompts, gen_length, seed, batch_size=batch_size, attention_mask=attention_mask)
+        return self._loop(model, state)
+
+    @torch.no_grad()
+    def infill(
+        self,
+        model,
+        templates: Tensor | Sequence[Sequence[int]],
+        seed: int | Sequence[int] | Sequence[torch.Generator] = 0,
+        attention_mask: Tensor | None = None,
+    ) -> SMCResult:
+        """Fill the masked positions of templates; return an :class:`~smcdiff.results.SMCResult`.
+
+        ``templates [B, L]``: token ids in which the model's mask id marks every
+        position to generate, anywhere, in any number of spans per row;
+        ``attention_mask [B, L]`` is False on padding (never attended, never
+        generated). Blocks are windows of ``block_length`` canvas positions from each
+        row's first masked position (see :mod:`smcdiff.state`); schedules count each
+        block's masked positions. ``result.sequences`` are the filled templates and
+        ``result.commit_step`` / the order metrics are in the template's positions.
+        The weights satisfy the same identities as for :meth:`run`.
+        """
+        state = self.init_template(model, templates, seed, attention_mask=attention_mask)
+        return self._loop(model, state)
+
+    def _loop(self, model, state: SMCState) -> SMCResult:
         records: list[StepRecord] = []
         limit = self.max_steps(state.particles.canvas)
         while not state.done:
@@ -437,4 +654,5 @@ class SMC:
             nfe=nfe,
             dead=state.dead,
             extras=dict(p.extras),
+            free=p.free,
         )

@@ -157,23 +157,30 @@ def order_metrics(result, tokens_per_step: int | None = None, eos_ids: Sequence[
     ``local_ar_ness``, ``global_ar_ness``, ``unigram_entropy``) and ``[B]`` arrays
     ``nfe`` and ``tokens_per_forward``. ``tokens_per_step`` defaults to
     ``G / (steps taken)``, rounded.
+
+    Canvas order: the metrics see each row's generated positions in the order they
+    have in the canvas — ``[P, L)`` for prefix generation, and for infilling the
+    template's masked positions left to right (spans joined, fixed tokens skipped).
     """
-    p = result.prompt_length
-    cs = result.commit_step[..., p:]
-    gen = result.generated
-    b, n, g = cs.shape
+    free = result.free_positions().cpu()
+    b, n = result.commit_step.shape[:2]
     out = {k: np.zeros((b, n)) for k in ("god", "kendall_tau", "local_ar_ness", "global_ar_ness", "unigram_entropy")}
+    g_rows = []
     for i in range(b):
+        cs = result.commit_step[i][:, free[i]]
+        gen = result.sequences[i][:, free[i]]
+        g = cs.shape[-1]
+        g_rows.append(g)
         for j in range(n):
-            st = cs[i, j]
+            st = cs[j]
             kps = tokens_per_step or max(1, round(g / int(st.max() - st.min() + 1)))
-            out["god"][i, j] = god(st, kps, gen[i, j], eos_ids)
+            out["god"][i, j] = god(st, kps, gen[j], eos_ids)
             out["kendall_tau"][i, j] = kendall_tau_order(st)
             out["local_ar_ness"][i, j] = local_ar_ness(st, 1)
             out["global_ar_ness"][i, j] = global_ar_ness(st, 1)
-            out["unigram_entropy"][i, j] = unigram_entropy(gen[i, j])
+            out["unigram_entropy"][i, j] = unigram_entropy(gen[j])
     nfe = result.nfe.cpu().numpy()
     out["nfe"] = nfe
-    out["tokens_per_forward"] = np.array([tokens_per_forward(g, int(x)) for x in nfe])
+    out["tokens_per_forward"] = np.array([tokens_per_forward(g, int(x)) for g, x in zip(g_rows, nfe)])
     return out
 

@@ -268,12 +268,11 @@ def mdlm(
       not reproduced: blocks use MDLM's grid; time conditioning (MDLM's default is
       off) and BD3-LM's sliding context window are model matters, not sampler ones.
     """
-    from .proposals import FixedCounts
+    from .proposals.schedules import PerStep
 
     ts = token_sampler(temperature, sampler, top_p=top_p)
-    if first_hitting:
-        per_block = int(block_length) if block_length is not None else int(gen_length)
-        kernel = UnmaskingKernel(ts, RandomK(), FixedCounts([1] * per_block), Confidence(), block_length=block_length)
+    if first_hitting:  # one uniformly chosen mask per step, for as many steps as the block has masks
+        kernel = UnmaskingKernel(ts, RandomK(), PerStep(1), Confidence(), block_length=block_length)
     else:
         kernel = UnmaskingKernel(
             ts,

@@ -105,6 +105,8 @@ class SMCResult:
         dead: ``[B]`` prompts whose particles all reached weight zero (only with
             ``on_all_dead="flag"``); their ``log_Z`` is ``-inf``.
         extras: per-particle extras of the final state.
+        free: ``[B, L]`` bool, the positions that were generated (for infilling, the
+            template's masked positions; None for prefix generation: ``[P, L)``).
     """
 
     sequences: Tensor
@@ -118,6 +120,21 @@ class SMCResult:
     nfe: Tensor
     dead: Tensor
     extras: dict = field(default_factory=dict)
+    free: Tensor | None = None
+
+    @property
+    def is_template(self) -> bool:
+        """True for a result of :meth:`SMC.infill <smcdiff.engine.SMC.infill>`."""
+        return self.free is not None
+
+    def free_positions(self) -> Tensor:
+        """Bool ``[B, L]``: the generated positions (``[P, L)`` for prefix generation)."""
+        if self.free is not None:
+            return self.free
+        b, _, l = self.sequences.shape
+        out = torch.zeros(b, l, dtype=torch.bool, device=self.sequences.device)
+        out[:, self.prompt_length :] = True
+        return out
 
     @property
     def log_weights(self) -> Tensor:
@@ -131,8 +148,12 @@ class SMCResult:
 
     @property
     def generated(self) -> Tensor:
-        """The generated span ``[B, N, G]``."""
+        """The generated span ``[B, N, G]`` (prefix generation; for templates the whole filled canvas)."""
         return self.sequences[..., self.prompt_length :]
+
+    def filled(self, b: int, i: int) -> list[int]:
+        """The tokens generated for prompt/template ``b``, particle ``i``, in canvas order."""
+        return self.sequences[b, i][self.free_positions()[b]].tolist()
 
     @property
     def ess(self) -> Tensor:
@@ -238,4 +259,5 @@ class SMCResult:
             nfe=self.nfe[sl],
             dead=self.dead[sl],
             extras={k: v[sl] for k, v in self.extras.items()},
+            free=None if self.free is None else self.free[sl],
         )

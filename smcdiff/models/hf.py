@@ -270,8 +270,25 @@ class HFDenoiser:
         out = self._call(tokens, am, None if am is None else positions_from_mask(am))
         raw = out["logits"] if isinstance(out, dict) else out.logits
         if self.shift:
-            raw = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
+            raw = self._unshift(raw, am)
         return self._post(raw)
+
+    @staticmethod
+    def _unshift(raw: Tensor, am: Tensor | None) -> Tensor:
+        """Undo a right-shift: position ``i`` reads output ``i - 1``, and each row's first real position its own.
+
+        Dream's rule for position 0 (``cat([logits[:, :1], logits[:, :-1]])``) applied per row
+        at the first attended position, so a row padded on the left reads the same logits as
+        the row alone, never a padding column's.
+        """
+        out = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
+        if am is not None:
+            first = am.to(torch.long).argmax(dim=1)
+            rows = torch.nonzero(first > 0).flatten()
+            if rows.numel():
+                out = out.clone()
+                out[rows, first[rows]] = raw[rows, first[rows]]
+        return out
 
     # ------------------------------------------------------------------ prefix cache
     def _to_native(self, kv: KVCache):
@@ -304,7 +321,7 @@ class HFDenoiser:
         keep = max(int(prefix_len) - self.shift, 0)
         layers = tuple((k[:, :, :keep].contiguous(), v[:, :, :keep].contiguous()) for k, v in _kv_layers(cache))
         if self.shift:
-            raw = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
+            raw = self._unshift(raw, am)
         return self._post(raw), KVCache(layers, keep, int(prefix_len))
 
     @torch.no_grad()
@@ -328,7 +345,16 @@ class HFDenoiser:
         out = self._call(tokens[:, p:], am, pos, cache=self._to_native(cache), use_cache=True)
         raw = out["logits"] if isinstance(out, dict) else out.logits
         # raw[:, j] belongs to input position p + j; with a shift it predicts position p + j + 1
-        return self._post(raw[:, :-1] if self.shift else raw)
+        if not self.shift:
+            return self._post(raw)
+        res = raw[:, :-1]
+        if am is not None:  # a row whose first real position is p + 1 reads its own output there
+            first = am.to(torch.long).argmax(dim=1)
+            rows = torch.nonzero(first == p + 1).flatten()
+            if rows.numel():
+                res = res.clone()
+                res[rows, 0] = raw[rows, 1]
+        return self._post(res)
 
     def decode(self, ids) -> str:
         if self.tokenizer is None:

@@ -89,6 +89,9 @@ class TrajectoryConfidence(Potential):
         else:
             lg = self._tempered(step)
         if self.anneal == "steps_over_length":
-            beta = (self._moves(prev) + 1.0) / float(prev.canvas.gen_length)
+            if prev.free is None:
+                beta = (self._moves(prev) + 1.0) / float(prev.canvas.gen_length)
+            else:  # templates: each row's number of generated positions
+                beta = (self._moves(prev) + 1.0) / prev.n_free()[:, None].to(torch.float64)
             lg = beta * lg
         return lg

@@ -4,7 +4,8 @@ from .base import Choice, Proposal, ProposalStep, RowRNG
 from .cache import PrefixCacheStore
 from .kernel import KernelContext, UnmaskingKernel
 from .reward_tilt import Affine, Direct, ExpClip, RewardTilt
-from .schedules import AdaptiveSteps, AlphaSchedule, DreamSchedule, EvenSplit, FixedCounts, Schedule, even_split_counts
+from .schedules import (AdaptiveSteps, AlphaSchedule, BlockInfo, DreamSchedule, EvenSplit, FixedCounts, PerStep, Schedule,
+                        even_split_counts)
 from .scores import Confidence, Margin, NegEntropy, Score, ScoreFn, UniformRandom
 from .selectors import (
     Ancestral,
@@ -33,6 +34,8 @@ __all__ = [
     "Schedule",
     "EvenSplit",
     "FixedCounts",
+    "PerStep",
+    "BlockInfo",
     "DreamSchedule",
     "AlphaSchedule",
     "AdaptiveSteps",

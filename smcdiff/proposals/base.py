@@ -100,16 +100,42 @@ class RowRNG:
     depend on which other prompts share the batch.
     """
 
-    def __init__(self, generators: Sequence[torch.Generator], rows: Sequence[int], n_particles: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        generators: Sequence[torch.Generator],
+        rows: Sequence[int],
+        n_particles: int,
+        device: torch.device,
+        widths: Sequence[int] | None = None,
+        slots: int | None = None,
+    ) -> None:
         self.generators = [generators[r] for r in rows]
         self.n = int(n_particles)
         self.device = device
+        self.slots = slots
+        self.widths = None
+        if widths is not None and slots is not None and any(int(w) != int(slots) for w in widths):
+            self.widths = [int(w) for w in widths]
 
     def uniform(self, *shape: int) -> Tensor:
-        """U(0,1) float64 draws of shape ``[B_active * N, *shape]``."""
+        """U(0,1) float64 draws of shape ``[B_active * N, *shape]``.
+
+        Templates: when the first dimension is the block's slots and a row's own
+        window is narrower, the row draws only its own width (its stream does not
+        depend on the batch) and the remaining slots, which are never eligible, get 0.5.
+        """
         size = (self.n,) + tuple(shape)
         if not self.generators:
             return torch.zeros((0,) + tuple(shape), dtype=torch.float64, device=self.device)
+        if self.widths is not None and shape and shape[0] == self.slots:
+            parts = []
+            for g, w in zip(self.generators, self.widths):
+                u = torch.rand((self.n, w) + tuple(shape[1:]), generator=g, dtype=torch.float64, device=self.device)
+                if w < shape[0]:
+                    fill = torch.full((self.n, shape[0] - w) + tuple(shape[1:]), 0.5, dtype=torch.float64, device=self.device)
+                    u = torch.cat([u, fill], dim=1)
+                parts.append(u)
+            return torch.cat(parts, dim=0)
         parts = [torch.rand(size, generator=g, dtype=torch.float64, device=self.device) for g in self.generators]
         return torch.cat(parts, dim=0)
 
@@ -127,8 +153,11 @@ class Proposal(ABC):
     #: True when the proposal is the model's own kernel (then ``log_k`` is None).
     is_model_kernel: bool = True
 
-    def setup(self, canvas: Canvas) -> None:
-        """Validate the proposal against the canvas; called once by ``SMC.init``."""
+    def setup(self, canvas: Canvas, state: ParticleState | None = None) -> None:
+        """Validate the proposal against the canvas (and, for templates, the rows' layout in ``state``).
+
+        Called once by ``SMC.init`` / ``SMC.infill`` with the initial state.
+        """
 
     @abstractmethod
     def propose(

@@ -44,7 +44,7 @@ from ..models.cache import KVCache
 from ..state import Canvas, ParticleState
 from .base import Choice, Proposal, ProposalStep, RowRNG
 from .cache import CacheSegment, PrefixCacheStore
-from .schedules import Schedule
+from .schedules import BlockInfo, Schedule
 from .scores import Confidence, Score, UniformRandom
 from .selectors import RandomK, Selector, StepPlan, TopK
 from .tokens import Categorical, TokenLogProbs, TokenSampler
@@ -70,6 +70,7 @@ class KernelContext:
         block_step: ``[R]`` step index inside the block.
         n_eligible: ``[R]``.
         cache: the prefix-cache store after this step's forward (None without cache).
+        block: per-row block geometry for templates (None: prefix layout).
     """
 
     rows: Tensor
@@ -82,6 +83,18 @@ class KernelContext:
     block_step: Tensor
     n_eligible: Tensor
     cache: PrefixCacheStore | None = None
+    block: BlockInfo | None = None
+
+
+def _slots(block_logits: Tensor, lb: int) -> Tensor:
+    """Block logits ``[R, <= lb, V]`` padded to ``lb`` slots (a last window past the canvas end).
+
+    The padding slots point at a position that is never eligible, so their values are never used.
+    """
+    short = lb - block_logits.shape[1]
+    if short <= 0:
+        return block_logits
+    return torch.cat([block_logits, block_logits[:, :1].expand(-1, short, -1)], dim=1)
 
 
 class UnmaskingKernel(Proposal):
@@ -239,8 +252,26 @@ class UnmaskingKernel(Proposal):
         """The block length to use for a generation of ``gen_length`` tokens."""
         return gen_length if self.block_length is None else self.block_length
 
-    def setup(self, canvas: Canvas) -> None:
-        self.schedule.validate(canvas)
+    def setup(self, canvas: Canvas, state: ParticleState | None = None) -> None:
+        """Validate the schedule (and, on templates, the cache) against the canvas and its rows' layout."""
+        if state is None or not state.is_template:
+            self.schedule.validate(canvas)
+            return
+        self.schedule.validate(canvas, state.block_sizes)
+        if self.cache == "prefix":
+            free = state.free_positions()
+            pos = torch.arange(canvas.length, device=free.device)
+            first = torch.where(free, pos, canvas.length).min(dim=1).values
+            suffix = free == (pos[None, :] >= first[:, None])
+            if state.attention_mask is not None:
+                suffix = suffix | ~state.attention_mask
+            bad = torch.nonzero(~suffix.all(dim=1)).flatten().tolist()
+            if bad:
+                raise ConfigError(
+                    f"cache='prefix' needs every template row's masked positions to form a suffix (masks only "
+                    f"after the last fixed token); row(s) {bad[:8]} have fixed tokens after a mask, for which a "
+                    f"prefix cache is not exact. Use cache=None for such templates."
+                )
 
     def check_model(self, model) -> None:
         """Raise if the model lacks what this kernel needs (called by ``SMC.init``)."""
@@ -260,11 +291,16 @@ class UnmaskingKernel(Proposal):
         return max(int(s or 0), canvas.block_length)
 
     # ------------------------------------------------------------------ forward passes
-    def _model_logits(self, model, tokens: Tensor, am: Tensor | None, prompt_length: int, max_rows: int | None) -> Tensor:
+    def _model_logits(
+        self, model, tokens: Tensor, am: Tensor | None, prompt_length: int, max_rows: int | None, free: Tensor | None = None
+    ) -> Tensor:
         if self.cfg_scale == 0.0:
             return call_denoiser(model, tokens, am, max_rows)
-        un = tokens.clone()
-        un[:, :prompt_length] = int(model.mask_id)
+        if free is None:
+            un = tokens.clone()
+            un[:, :prompt_length] = int(model.mask_id)
+        else:  # templates: the unconditional pass masks every fixed (observed) position
+            un = torch.where(free, tokens, int(model.mask_id))
         both = call_denoiser(
             model, torch.cat([tokens, un]), None if am is None else torch.cat([am, am]), max_rows
         )
@@ -284,9 +320,10 @@ class UnmaskingKernel(Proposal):
         r = tokens.shape[0]
         pos_r = positions.repeat_interleave(n, dim=0)
         if self.cache is None:
-            full = self._model_logits(model, tokens, am, state.canvas.prompt_length, max_rows)
+            free = None if state.free is None else state.free[rows].repeat_interleave(n, dim=0)
+            full = self._model_logits(model, tokens, am, state.canvas.prompt_length, max_rows, free)
             starts = pos_r[:, 0]
-            if bool((starts == starts[0]).all()):
+            if bool((starts == starts[0]).all()) and int(starts[0]) + lb <= l:
                 s = int(starts[0])
                 blk = full[:, s : s + lb]
             else:
@@ -329,7 +366,7 @@ class UnmaskingKernel(Proposal):
             for c in range(0, rr.numel(), step):
                 sub = rr[c : c + step]
                 lg, kv = model.prefill(tokens[sub], None if am is None else am[sub], s)
-                chunks_logits.append(lg[:, s : s + lb])
+                chunks_logits.append(_slots(lg[:, s : s + lb], lb))
                 chunks_kv.append(kv)
             put(rr, torch.cat(chunks_logits))
             new_segments.append(CacheSegment(rows[torch.tensor(idx, dtype=torch.long)], s, KVCache.cat(chunks_kv)))
@@ -350,7 +387,7 @@ class UnmaskingKernel(Proposal):
                     torch.arange(c, c + sub.numel(), device=tokens.device)
                 )
                 lg = model.cached_logits(tokens[sub], None if am is None else am[sub], kv_sub)
-                parts.append(lg[:, :lb])
+                parts.append(_slots(lg[:, :lb], lb))
             put(rr, torch.cat(parts))
         for seg in new_segments:
             store = store.with_segment(seg)
@@ -369,6 +406,13 @@ class UnmaskingKernel(Proposal):
         eligible = current == state.canvas.mask_id
         block_step = state.block_step[rows].repeat_interleave(n)
         n_elig = eligible.sum(dim=-1)
+        block = None
+        if state.is_template:
+            block = BlockInfo(
+                size=state.block_size()[rows].repeat_interleave(n),
+                index=state.block[rows].repeat_interleave(n),
+                count=state.num_blocks[rows].repeat_interleave(n),
+            )
         logits = full = cache = None
         if forward and rows.numel():
             logits, full, cache = self._forward(state, model, rows, positions, block_step, max_rows)
@@ -389,6 +433,7 @@ class UnmaskingKernel(Proposal):
             block_step=block_step,
             n_eligible=n_elig,
             cache=cache,
+            block=block,
         )
 
     def _tctx(self, state: ParticleState, model, ctx: KernelContext) -> TransformContext:
@@ -432,13 +477,14 @@ class UnmaskingKernel(Proposal):
         ctx = self.context(state, model, max_rows)
         if ctx.rows.numel() == 0:
             return self._idle(state)
-        rng = RowRNG(generators, ctx.rows.tolist(), state.n_particles, state.device)
+        widths = None if state.block_widths is None else state.block_widths[ctx.rows].tolist()
+        rng = RowRNG(generators, ctx.rows.tolist(), state.n_particles, state.device, widths, state.canvas.block_length)
         tctx = self._tctx(state, model, ctx)
         samp_q = apply_transforms(ctx.logits, self._stage("sampling", False), tctx)
         cand, lp_q = self.sampler.draw(samp_q, rng)
         self._check_finite(state, ctx, lp_q)
         score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q)
-        plan = self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, rng)
+        plan = self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, rng, block=ctx.block)
         sd = self.selector.draw(score_q, ctx.eligible, plan, rng)
         return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, sd.commit, sd.log_prob, sd.rank)
 
@@ -458,16 +504,16 @@ class UnmaskingKernel(Proposal):
         score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q)
         if self.schedule.is_random:
             k = (commit & ctx.eligible).sum(dim=-1)
-            plan = StepPlan(k=k, p=self.schedule.probs(state.canvas, ctx.block_step))
+            plan = StepPlan(k=k, p=self.schedule.probs(state.canvas, ctx.block_step, block=ctx.block))
         else:
-            plan = self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible)
+            plan = self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, block=ctx.block)
         sel_lp = self.selector.log_prob(score_q, ctx.eligible, plan, commit, rank)
         return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank)
 
     # ------------------------------------------------------------------ weights and state update
     def _finish(self, state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank):
         elig = ctx.eligible
-        count_lp = self.schedule.count_log_prob(state.canvas, ctx.block_step, ctx.n_eligible, plan.k)
+        count_lp = self.schedule.count_log_prob(state.canvas, ctx.block_step, ctx.n_eligible, plan.k, block=ctx.block)
         tok_lq = torch.where(elig, lp_q.proposal, 0.0).sum(dim=-1)
         log_q = tok_lq + count_lp + sel_lp
         log_k = None
@@ -565,7 +611,7 @@ class UnmaskingKernel(Proposal):
         row_block_end = ~left_blk.any(dim=1)
         new_block = state.block[rows] + row_block_end.long()
         new_block_step = torch.where(row_block_end, torch.zeros_like(new_block), state.block_step[rows] + 1)
-        finished_a = new_block >= canvas.num_blocks
+        finished_a = new_block >= (canvas.num_blocks if state.num_blocks is None else state.num_blocks[rows])
         limit = self.max_block_steps(canvas)
         possible = torch.isfinite(log_q).reshape(ba, n).any(dim=1)  # impossible (evaluated) choices never stall
         stalled = (~row_block_end) & (new_block_step >= limit) & possible

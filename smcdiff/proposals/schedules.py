@@ -19,6 +19,14 @@ schedule            counts
 Schedules with random counts (``AlphaSchedule(..., counts="binomial")``)
 report the log-probability of the count they drew; all others are
 deterministic.
+
+Templates (infilling): the kernel passes a :class:`BlockInfo` with each row's
+block index, number of blocks and the number of masked positions its block held
+when it started; schedules then count those masks (not ``block_length``), and a
+total step budget (``EvenSplit``, ``DreamSchedule``) is split over a row's blocks
+with :func:`even_split_counts` (equal to ``steps / blocks`` when that divides).
+Without a ``BlockInfo`` (prefix generation) every block holds ``block_length``
+masks and the formulas are the prefix ones.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ from .selectors import StepPlan
 
 __all__ = [
     "Schedule",
+    "BlockInfo",
+    "PerStep",
     "EvenSplit",
     "FixedCounts",
     "DreamSchedule",
@@ -109,25 +119,66 @@ def _dllm_alpha(kind: str, t: Tensor) -> Tensor:
     return alpha(kind, t)
 
 
+@dataclass(frozen=True)
+class BlockInfo:
+    """Per-row block geometry of a template step (``[R]`` long tensors).
+
+    Attributes:
+        size: masked positions of the row's current block when the block started.
+        index: the block's index among the row's blocks (0-based).
+        count: the row's number of blocks.
+    """
+
+    size: Tensor
+    index: Tensor
+    count: Tensor
+
+    def steps_in_block(self, total: int) -> Tensor:
+        """``total`` steps split over each row's blocks (:func:`even_split_counts`), for the current block."""
+        base = int(total) // self.count
+        rem = int(total) % self.count
+        return base + (self.index < rem).long()
+
+
+def _split_counts(size: Tensor, steps: Tensor, block_step: Tensor) -> Tensor:
+    """Per row, :func:`even_split_counts` of ``size`` masks over ``steps`` steps, at ``block_step``."""
+    steps = steps.clamp(min=1)
+    base = size // steps
+    rem = size % steps
+    k = base + (block_step < rem).long()
+    return torch.where(block_step < steps, k, torch.zeros_like(k))
+
+
 class Schedule(ABC):
-    """Base class of per-step commit plans."""
+    """Base class of per-step commit plans.
+
+    ``plan`` / ``probs`` / ``count_log_prob`` take an optional ``block``
+    (:class:`BlockInfo`) for template canvases; None means the prefix layout.
+    """
 
     #: True when the count is random (its log-probability enters ``log q``).
     is_random: bool = False
 
     @abstractmethod
-    def validate(self, canvas: Canvas) -> None:
-        """Raise :class:`~smcdiff.errors.ConfigError` if the schedule cannot unmask the canvas."""
+    def validate(self, canvas: Canvas, block_sizes: Tensor | None = None) -> None:
+        """Raise :class:`~smcdiff.errors.ConfigError` if the schedule cannot unmask the canvas.
+
+        ``block_sizes [B, K]`` (templates): the masked positions of each row's windows.
+        """
 
     @abstractmethod
-    def plan(self, canvas: Canvas, block_step: Tensor, n_eligible: Tensor, rng: RowRNG | None = None) -> StepPlan:
+    def plan(
+        self, canvas: Canvas, block_step: Tensor, n_eligible: Tensor, rng: RowRNG | None = None, block: BlockInfo | None = None
+    ) -> StepPlan:
         """The plan for rows at step ``block_step [R]`` of their block with ``n_eligible [R]`` masks."""
 
-    def probs(self, canvas: Canvas, block_step: Tensor) -> Tensor | None:
+    def probs(self, canvas: Canvas, block_step: Tensor, block: BlockInfo | None = None) -> Tensor | None:
         """Transfer probability ``p [R]`` per row, or None if the schedule does not define one."""
         return None
 
-    def count_log_prob(self, canvas: Canvas, block_step: Tensor, n_eligible: Tensor, k: Tensor) -> Tensor:
+    def count_log_prob(
+        self, canvas: Canvas, block_step: Tensor, n_eligible: Tensor, k: Tensor, block: BlockInfo | None = None
+    ) -> Tensor:
         """Log-probability ``[R]`` of drawing count ``k`` (0 for deterministic schedules)."""
         return torch.zeros(k.shape, dtype=torch.float64, device=k.device)
 
@@ -154,10 +205,10 @@ class AdaptiveSteps(Schedule):
     The plan's ``k`` is the number of eligible positions (unused by such selectors).
     """
 
-    def validate(self, canvas: Canvas) -> None:
+    def validate(self, canvas: Canvas, block_sizes: Tensor | None = None) -> None:
         pass
 
-    def plan(self, canvas, block_step, n_eligible, rng=None):
+    def plan(self, canvas, block_step, n_eligible, rng=None, block=None):
         return StepPlan(k=n_eligible.clone())
 
 
@@ -178,18 +229,30 @@ class EvenSplit(Schedule):
             raise ConfigError(f"steps must be >= 1; got {self.steps}")
 
     def steps_per_block(self, canvas: Canvas) -> int:
+        if canvas.template:  # an upper bound: rows with fewer windows give each window more steps
+            return int(self.steps)
         return int(self.steps) // canvas.num_blocks
 
-    def validate(self, canvas: Canvas) -> None:
+    def validate(self, canvas: Canvas, block_sizes: Tensor | None = None) -> None:
         nb = canvas.num_blocks
+        if canvas.template:
+            if int(self.steps) < nb:
+                raise ConfigError(
+                    f"steps ({self.steps}) is smaller than the number of blocks of a template row ({nb}); "
+                    f"every block needs at least one step"
+                )
+            return
         if int(self.steps) % nb != 0:
             raise ConfigError(
                 f"steps ({self.steps}) must be a multiple of the number of blocks ({nb} = gen_length "
                 f"{canvas.gen_length} / block_length {canvas.block_length}), as in LLaDA"
             )
 
-    def plan(self, canvas, block_step, n_eligible, rng=None):
-        return _from_table(even_split_counts(canvas.block_length, self.steps_per_block(canvas)), block_step, n_eligible)
+    def plan(self, canvas, block_step, n_eligible, rng=None, block=None):
+        if block is None:
+            return _from_table(even_split_counts(canvas.block_length, self.steps_per_block(canvas)), block_step, n_eligible)
+        k = _split_counts(block.size, block.steps_in_block(int(self.steps)), block_step)
+        return StepPlan(k=torch.minimum(k, n_eligible))
 
 
 @dataclass(frozen=True)
@@ -213,17 +276,37 @@ class FixedCounts(Schedule):
     def steps_per_block(self, canvas: Canvas) -> int:
         return len(self.counts_per_step)
 
-    def validate(self, canvas: Canvas) -> None:
+    def validate(self, canvas: Canvas, block_sizes: Tensor | None = None) -> None:
         total = sum(self.counts_per_step)
-        if total < canvas.block_length:
+        need = canvas.block_length if block_sizes is None else int(block_sizes.max())
+        if total < need:
             raise ConfigError(
                 f"the per-step counts {list(self.counts_per_step)} commit {total} positions per block, "
-                f"but each block has {canvas.block_length} masked positions: the sampler could not "
-                f"unmask everything"
+                f"but a block has {need} masked positions: the sampler could not unmask everything"
             )
 
-    def plan(self, canvas, block_step, n_eligible, rng=None):
+    def plan(self, canvas, block_step, n_eligible, rng=None, block=None):
         return _from_table(self.counts_per_step, block_step, n_eligible)
+
+
+@dataclass(frozen=True)
+class PerStep(Schedule):
+    """Commit ``k`` positions at every step until the block is complete (BD3-LM's first hitting: ``k = 1``)."""
+
+    k: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or int(self.k) < 1:
+            raise ConfigError(f"k must be an integer >= 1; got {self.k!r}")
+
+    def steps_per_block(self, canvas: Canvas) -> int:
+        return -(-canvas.block_length // int(self.k))
+
+    def validate(self, canvas: Canvas, block_sizes: Tensor | None = None) -> None:
+        pass
+
+    def plan(self, canvas, block_step, n_eligible, rng=None, block=None):
+        return StepPlan(k=n_eligible.clamp(max=int(self.k)))
 
 
 def _steps_per_block(steps: int, canvas: Canvas, name: str) -> int:
@@ -255,27 +338,52 @@ class DreamSchedule(Schedule):
             raise ConfigError(f"eps must lie in [0, 1); got {self.eps}")
 
     def steps_per_block(self, canvas: Canvas) -> int:
+        if canvas.template:  # an upper bound (see EvenSplit)
+            return int(self.steps)
         return _steps_per_block(self.steps, canvas, "DreamSchedule")
 
-    def validate(self, canvas: Canvas) -> None:
+    def validate(self, canvas: Canvas, block_sizes: Tensor | None = None) -> None:
+        if canvas.template:
+            if int(self.steps) < canvas.num_blocks:
+                raise ConfigError(
+                    f"DreamSchedule: steps ({self.steps}) is smaller than the number of blocks of a template row "
+                    f"({canvas.num_blocks})"
+                )
+            return
         self.steps_per_block(canvas)
 
-    def ratio(self, canvas: Canvas, block_step: Tensor) -> Tensor:
+    def _row_steps(self, canvas: Canvas, block_step: Tensor, block: BlockInfo | None) -> Tensor:
+        if block is None:
+            return torch.full_like(block_step, self.steps_per_block(canvas))
+        return block.steps_in_block(int(self.steps)).clamp(min=1)
+
+    def ratio(self, canvas: Canvas, block_step: Tensor, block: BlockInfo | None = None) -> Tensor:
         """``1 - s/t`` in float32 per row (1 at the last step of the block)."""
-        n = self.steps_per_block(canvas)
-        ts = torch.linspace(1, float(self.eps), n + 1, dtype=torch.float32)
-        i = block_step.clamp(max=n - 1).cpu()
-        r = 1 - ts[i + 1] / ts[i]
-        r = torch.where(i >= n - 1, torch.ones_like(r), r)
+        if block is None:
+            n = self.steps_per_block(canvas)
+            ts = torch.linspace(1, float(self.eps), n + 1, dtype=torch.float32)
+            i = block_step.clamp(max=n - 1).cpu()
+            r = 1 - ts[i + 1] / ts[i]
+            r = torch.where(i >= n - 1, torch.ones_like(r), r)
+            return r.to(block_step.device)
+        steps = self._row_steps(canvas, block_step, block).cpu()
+        bs = block_step.cpu()
+        r = torch.ones(bs.shape, dtype=torch.float32)
+        for n in steps.unique().tolist():
+            sel = steps == n
+            ts = torch.linspace(1, float(self.eps), n + 1, dtype=torch.float32)
+            i = bs[sel].clamp(max=n - 1)
+            rr = 1 - ts[i + 1] / ts[i]
+            r[sel] = torch.where(i >= n - 1, torch.ones_like(rr), rr)
         return r.to(block_step.device)
 
-    def probs(self, canvas, block_step):
-        return self.ratio(canvas, block_step).to(torch.float64)
+    def probs(self, canvas, block_step, block=None):
+        return self.ratio(canvas, block_step, block).to(torch.float64)
 
-    def plan(self, canvas, block_step, n_eligible, rng=None):
-        r = self.ratio(canvas, block_step)
+    def plan(self, canvas, block_step, n_eligible, rng=None, block=None):
+        r = self.ratio(canvas, block_step, block)
         k = (n_eligible.to(torch.float32) * r).to(torch.int64)  # int() truncates, as upstream
-        last = block_step >= self.steps_per_block(canvas) - 1
+        last = block_step >= self._row_steps(canvas, block_step, block) - 1
         k = torch.where(last, n_eligible, k)
         return StepPlan(k=torch.minimum(k, n_eligible), p=r.to(torch.float64))
 
@@ -380,26 +488,34 @@ class AlphaSchedule(Schedule):
 
     def steps_per_block(self, canvas: Canvas) -> int:
         if self.counts == "round":
+            if canvas.template:  # an upper bound over the rows' block sizes
+                return int(self.steps) + 1
             return len(self.round_counts(canvas.block_length))
         return int(self.steps) + int(self.noise_removal)
 
-    def validate(self, canvas: Canvas) -> None:
+    def validate(self, canvas: Canvas, block_sizes: Tensor | None = None) -> None:
         pass
 
     def _p(self, block_step: Tensor) -> Tensor:
         p = self.transfer_probs().to(block_step.device)
         return p[block_step.clamp(max=p.numel() - 1)]
 
-    def probs(self, canvas, block_step):
+    def probs(self, canvas, block_step, block=None):
         return self._p(block_step)
 
-    def plan(self, canvas, block_step, n_eligible, rng=None):
+    def plan(self, canvas, block_step, n_eligible, rng=None, block=None):
         p = self._p(block_step)
         if self.counts == "none":
             return StepPlan(k=n_eligible.clone(), p=p)
         if self.counts == "round":
-            base = _from_table(self.round_counts(canvas.block_length), block_step, n_eligible)
-            return StepPlan(k=base.k, p=p)
+            if block is None:
+                base = _from_table(self.round_counts(canvas.block_length), block_step, n_eligible)
+                return StepPlan(k=base.k, p=p)
+            k = torch.zeros_like(block_step)
+            for size in block.size.unique().tolist():
+                sel = block.size == size
+                k[sel] = _from_table(self.round_counts(int(size)), block_step[sel], n_eligible[sel]).k
+            return StepPlan(k=k, p=p)
         if rng is None:
             raise ConfigError("a binomial count schedule needs random numbers")
         u = rng.uniform(canvas.block_length)
@@ -407,7 +523,7 @@ class AlphaSchedule(Schedule):
         k = ((u < p[:, None]) & (idx < n_eligible[:, None])).sum(dim=-1)
         return StepPlan(k=k, p=p)
 
-    def count_log_prob(self, canvas, block_step, n_eligible, k):
+    def count_log_prob(self, canvas, block_step, n_eligible, k, block=None):
         if self.counts != "binomial":
             return super().count_log_prob(canvas, block_step, n_eligible, k)
         p = self._p(block_step).to(torch.float64)

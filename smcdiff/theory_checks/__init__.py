@@ -21,13 +21,14 @@ from .checks import (
     check_sampling_law,
     check_unbiasedness,
 )
-from .enumerate import PathEnumeration, enumerate_paths, exact_log_Z, exact_target
+from .enumerate import PathEnumeration, enumerate_paths, estimate_enumeration, exact_log_Z, exact_target
 
 __all__ = [
     "PathEnumeration",
     "enumerate_paths",
     "exact_log_Z",
     "exact_target",
+    "estimate_enumeration",
     "check_proper_weighting",
     "ProperWeightingReport",
     "check_sampling_law",

@@ -64,8 +64,10 @@ def _reference_kernel(proposal: Proposal, reference: Proposal | None) -> Proposa
     return proposal
 
 
-def _run_rows(smc: SMC, model, prompt: Sequence[int] | None, gen_length: int, n: int, seed: int):
-    """``n`` independent runs of ``smc`` from one prompt, as ``n`` rows of one batch."""
+def _run_rows(smc: SMC, model, prompt: Sequence[int] | None, gen_length: int | None, n: int, seed: int, template=None):
+    """``n`` independent runs of ``smc`` from one prompt (or template), as ``n`` rows of one batch."""
+    if template is not None:
+        return smc.infill(model, [list(template)] * n, seed=seed)
     if prompt is None or len(prompt) == 0:
         return smc.run(model, None, gen_length, seed=seed, batch_size=n)
     return smc.run(model, torch.tensor([list(prompt)] * n, dtype=torch.long), gen_length, seed=seed)
@@ -117,13 +119,15 @@ class ProperWeightingReport:
 def check_proper_weighting(
     proposal: Proposal,
     model,
-    prompt: Sequence[int] | None,
-    gen_length: int,
+    prompt: Sequence[int] | None = None,
+    gen_length: int | None = None,
     potentials: Sequence[Potential] | Potential = (),
     *,
     reference: Proposal | None = None,
     target: Mapping[tuple[int, ...], float] | Callable[[tuple[int, ...]], float] | None = None,
     atol: float = 1e-9,
+    template: Sequence[int] | None = None,
+    max_seconds: float | None = 60.0,
 ) -> ProperWeightingReport:
     """Exact proper-weighting check on a toy model.
 
@@ -140,21 +144,26 @@ def check_proper_weighting(
             generated tuple evaluated on all ``V ** gen_length`` generations), e.g. from an
             independent computation.
         atol: absolute tolerance on each ``gamma(s)`` and on ``sum_paths q = 1``.
+        template: a 1-D list of ids with the mask id at the free positions, in place of
+            ``prompt`` + ``gen_length`` (sequences ``s`` are then the free positions' tokens).
+        max_seconds: see :func:`~smcdiff.theory_checks.enumerate_paths`.
     """
-    lhs_enum = enumerate_paths(proposal, model, prompt, gen_length, potentials)
+    kw = dict(template=template, max_seconds=max_seconds)
+    lhs_enum = enumerate_paths(proposal, model, prompt, gen_length, potentials, **kw)
     lhs = lhs_enum.unnormalized_target()
     self_ref = False
     if target is None:
         ref = _reference_kernel(proposal, reference)
         self_ref = ref is proposal
-        tgt_enum = lhs_enum if self_ref else enumerate_paths(ref, model, prompt, gen_length, potentials)
+        tgt_enum = lhs_enum if self_ref else enumerate_paths(ref, model, prompt, gen_length, potentials, **kw)
         tgt = tgt_enum.unnormalized_target()
     elif callable(target):
         import itertools
 
         # evaluate gamma on every possible generation, so a proposal that misses part of the
         # target's support is caught
-        every = itertools.product(range(int(model.vocab_size)), repeat=int(gen_length))
+        n_free = int(gen_length) if template is None else sum(int(t) == int(model.mask_id) for t in template)
+        every = itertools.product(range(int(model.vocab_size)), repeat=n_free)
         tgt = {s: float(target(s)) for s in every}
     else:
         tgt = {tuple(k): float(v) for k, v in target.items()}
@@ -206,12 +215,14 @@ class SamplingLawReport:
 def check_sampling_law(
     proposal: Proposal,
     model,
-    prompt: Sequence[int] | None,
-    gen_length: int,
+    prompt: Sequence[int] | None = None,
+    gen_length: int | None = None,
     *,
     n_draws: int = 4000,
     seed: int = 0,
     k: float = 5.0,
+    template: Sequence[int] | None = None,
+    max_seconds: float | None = 60.0,
 ) -> SamplingLawReport:
     """Statistical check that the proposal draws from the law its ``log q`` reports.
 
@@ -226,9 +237,10 @@ def check_sampling_law(
 
     if n_draws < 2:
         raise ConfigError(f"n_draws must be >= 2; got {n_draws}")
-    law = enumerate_paths(proposal, model, prompt, gen_length).proposal_law()
-    res = _run_rows(SMC(proposal, [], n_particles=1, resampling=NeverResample()), model, prompt, gen_length, n_draws, seed)
-    gen = res.sequences[:, 0, res.prompt_length :].tolist()
+    law = enumerate_paths(proposal, model, prompt, gen_length, template=template, max_seconds=max_seconds).proposal_law()
+    smc = SMC(proposal, [], n_particles=1, resampling=NeverResample())
+    res = _run_rows(smc, model, prompt, gen_length, n_draws, seed, template)
+    gen = [res.filled(b, 0) for b in range(n_draws)]
     counts: dict[tuple[int, ...], int] = {}
     for g in gen:
         counts[tuple(g)] = counts.get(tuple(g), 0) + 1
@@ -278,14 +290,16 @@ class UnbiasednessReport:
 def check_unbiasedness(
     smc: SMC,
     model,
-    prompt: Sequence[int] | None,
-    gen_length: int,
+    prompt: Sequence[int] | None = None,
+    gen_length: int | None = None,
     *,
     n_runs: int = 2000,
     seed: int = 0,
     k: float = 5.0,
     log_Z: float | None = None,
     reference: Proposal | None = None,
+    template: Sequence[int] | None = None,
+    max_seconds: float | None = 60.0,
 ) -> UnbiasednessReport:
     """Statistical check that ``E[Z_hat] = Z`` for an SMC configuration on a toy model.
 
@@ -296,8 +310,11 @@ def check_unbiasedness(
     if n_runs < 2:
         raise ConfigError(f"n_runs must be >= 2; got {n_runs}")
     if log_Z is None:
-        log_Z = exact_log_Z(_reference_kernel(smc.proposal, reference), model, prompt, gen_length, smc.potentials)
-    res = _run_rows(smc, model, prompt, gen_length, n_runs, seed)
+        log_Z = exact_log_Z(
+            _reference_kernel(smc.proposal, reference), model, prompt, gen_length, smc.potentials,
+            template=template, max_seconds=max_seconds,
+        )
+    res = _run_rows(smc, model, prompt, gen_length, n_runs, seed, template)
     ratio = torch.exp(res.log_Z - log_Z)
     mean = float(ratio.mean())
     se = float(ratio.std(unbiased=True) / math.sqrt(n_runs))
@@ -333,8 +350,8 @@ class ComponentReport:
 def check_components(
     proposal: Proposal,
     model,
-    prompt: Sequence[int] | None,
-    gen_length: int,
+    prompt: Sequence[int] | None = None,
+    gen_length: int | None = None,
     potentials: Sequence[Potential] | Potential = (),
     *,
     n_particles: int = 4,
@@ -344,6 +361,8 @@ def check_components(
     k: float = 5.0,
     reference: Proposal | None = None,
     atol: float = 1e-9,
+    template: Sequence[int] | None = None,
+    max_seconds: float | None = 60.0,
 ) -> ComponentReport:
     """Is ``proposal`` (with ``potentials``) properly weighted, and is its SMC estimate unbiased?
 
@@ -356,8 +375,9 @@ def check_components(
     """
     from ..policies import AlwaysResample
 
-    pw = check_proper_weighting(proposal, model, prompt, gen_length, potentials, reference=reference, atol=atol)
-    law = check_sampling_law(proposal, model, prompt, gen_length, n_draws=n_runs, seed=seed + 1, k=k)
+    kw = dict(template=template, max_seconds=max_seconds)
+    pw = check_proper_weighting(proposal, model, prompt, gen_length, potentials, reference=reference, atol=atol, **kw)
+    law = check_sampling_law(proposal, model, prompt, gen_length, n_draws=n_runs, seed=seed + 1, k=k, **kw)
     smc = SMC(proposal, potentials, n_particles=n_particles, resampling=resampling or AlwaysResample())
-    ub = check_unbiasedness(smc, model, prompt, gen_length, n_runs=n_runs, seed=seed, k=k, reference=reference)
+    ub = check_unbiasedness(smc, model, prompt, gen_length, n_runs=n_runs, seed=seed, k=k, reference=reference, **kw)
     return ComponentReport(pw, ub, law)
