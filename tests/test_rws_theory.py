@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from smcdiff.theory_checks.expected_reward import (
@@ -110,30 +110,124 @@ def test_log_space_comparisons_do_not_saturate():
     assert rws_select([[0, -2, -2], [0, -3, -50], [0, -2]], 1, 1e4)[0] == [1]
 
 
-short_logits = st.lists(st.floats(-8, 8, allow_nan=False), min_size=2, max_size=6)
+# Each property test below draws inputs that satisfy its proposition's hypotheses by
+# construction, so its assertions run on every example; hypothesis.event records which case
+# each example exercises (see `pytest --hypothesis-show-statistics`).
+
+finite = st.floats(-8, 8, allow_nan=False)
 
 
-@given(short_logits, short_logits)
-def test_propositions_1_and_2_on_random_pairs(zi, zj):
-    # Proposition 2: for large r fewer tied maxima, then the larger margin, then fewer runners-up win.
-    # Checked at r = 60 / (smallest distinct gap difference), where the next-order terms are below e^-60
-    # and float64 confidences have long saturated.
-    levels = np.unique(np.concatenate([[0.0], gaps(zi), gaps(zj)]))
-    sep = float(np.diff(levels).min()) if levels.size > 1 else math.inf
-    w = large_r_winner(zi, zj)
-    if w != 0 and 1e-3 < sep < math.inf:
-        assert compare(zi, zj, 60.0 / sep) == w
-    # Proposition 1: for small r the larger total gap D wins (same vocabulary size)
-    if len(zi) == len(zj):
-        w1 = small_r_winner(zi, zj)
-        if w1 != 0 and abs(total_gap(zi) - total_gap(zj)) > 1e-3:
-            assert compare(zi, zj, 1e-7) == w1
+@st.composite
+def same_size_pairs_with_distinct_D(draw):
+    """Two logit vectors of one size V with total gaps D at least 1e-2 apart, either one larger.
+
+    Arbitrary vectors, then the smallest logit of the one with the smaller D is lowered until
+    its D exceeds the other's by a drawn g (lowering a non-maximal logit by x raises D by x).
+    """
+    v = draw(st.integers(2, 8))
+    a = draw(st.lists(finite, min_size=v, max_size=v))
+    b = draw(st.lists(finite, min_size=v, max_size=v))
+    g = draw(st.floats(1e-2, 10))
+    lo, hi = (a, b) if total_gap(a) <= total_gap(b) else (b, a)
+    k = int(np.argmin(lo))
+    lo[k] -= total_gap(hi) - total_gap(lo) + g  # now D(lo) = D(hi) + g
+    winner_is_i = draw(st.booleans())
+    return (lo, hi) if winner_is_i else (hi, lo), (1 if winner_is_i else -1)
 
 
-logit_vec = st.lists(st.floats(-8, 8, allow_nan=False), min_size=2, max_size=8)
+@given(same_size_pairs_with_distinct_D())
+def test_proposition_1_larger_total_gap_wins_for_small_r(pair):
+    (zi, zj), expected = pair
+    di, dj = total_gap(zi), total_gap(zj)
+    assert abs(di - dj) > 5e-3
+    assert small_r_winner(zi, zj) == expected
+    # How small is small enough: 1 - x <= e^-x <= 1 - x + x^2/2 gives
+    # V - r D <= S(r) <= V - r D + r^2 Q / 2 with Q = sum_v d_v^2, so the larger D wins for every
+    # r < 2 |D_i - D_j| / max(Q_i, Q_j); r0 below is half that bound (and at most 1e-2).
+    q = max(float(np.sum(gaps(zi) ** 2)), float(np.sum(gaps(zj) ** 2)))
+    r0 = min(1e-2, abs(di - dj) / q)
+    for r in (r0, r0 * 1e-3):
+        assert compare(zi, zj, r) == expected
+        assert compare(zj, zi, r) == -expected
+    event(f"P1: position {'i' if expected == 1 else 'j'} has the larger D")
+    base = compare(zi, zj, 1.0)
+    event("P1: the r = 1 order " + ("agrees with" if base == expected else "is reversed from" if base else "ties") + " the small-r order")
 
 
-@given(logit_vec, st.floats(0.01, 20), st.floats(0.01, 20), st.floats(-5, 5))
+Q = 64  # dyadic logits (k / 64): gaps are exact in float64, so equal margins are really equal
+
+
+def dyadic(lo, hi):
+    return st.integers(int(lo * Q), int(hi * Q)).map(lambda k: k / Q)
+
+
+@st.composite
+def structured_position(draw, m, n, delta):
+    """m tied maxima, n runners-up at gap delta, then a tail at gaps of at least delta + 1/64.
+
+    With n = 0 every logit is a maximum (margin inf).
+    """
+    top = draw(dyadic(-8, 8))
+    tail = draw(st.lists(st.integers(1, 6 * Q), max_size=4)) if n else []
+    z = [top] * m + [top - delta] * n + [top - delta - k / Q for k in tail]
+    return draw(st.permutations(z))
+
+
+@st.composite
+def pairs_with_large_r_winner(draw):
+    """A pair decided at large r by a drawn rule of Proposition 2, with the expected winner."""
+    rule = draw(st.sampled_from(["fewer tied maxima", "larger margin", "fewer runners-up"]))
+    one_to = lambda k: st.integers(1, k)  # noqa: E731
+    if rule == "fewer tied maxima":
+        mi, mj = draw(st.lists(one_to(4), min_size=2, max_size=2, unique=True))
+        # n = 0: all logits tied (margin inf); kept to m >= 2 so that V >= 2
+        ni, nj = draw(st.integers(0 if mi > 1 else 1, 3)), draw(st.integers(0 if mj > 1 else 1, 3))
+        ai, aj = draw(dyadic(1 / Q, 5)), draw(dyadic(1 / Q, 5))
+        expected = 1 if mi < mj else -1
+    elif rule == "larger margin":
+        mi = mj = draw(one_to(3))
+        ni, nj = draw(one_to(3)), draw(one_to(3))
+        small = draw(dyadic(1 / Q, 5))
+        big = small + draw(dyadic(1 / Q, 4))
+        expected = draw(st.sampled_from([1, -1]))
+        ai, aj = (big, small) if expected == 1 else (small, big)
+    else:
+        mi = mj = draw(one_to(3))
+        ai = aj = draw(dyadic(1 / Q, 5))
+        ni, nj = draw(st.lists(one_to(4), min_size=2, max_size=2, unique=True))
+        expected = 1 if ni < nj else -1
+    zi = draw(structured_position(mi, ni, ai))
+    zj = draw(structured_position(mj, nj, aj))
+    return rule, zi, zj, expected
+
+
+@given(pairs_with_large_r_winner())
+def test_proposition_2_tied_maxima_then_margin_then_runners_up_win_for_large_r(case):
+    rule, zi, zj, expected = case
+    event(f"P2 rule: {rule}")
+    assert large_r_winner(zi, zj) == expected
+    assert large_r_winner(zj, zi) == -expected
+    # Large enough: every gap that decides the order (margins, their difference, the step from a
+    # margin to the next gap) is a multiple of 1/64, so at r = 64 (30 + ln 2V) each neglected term
+    # is below e^-30 / (2V) of the one that decides.
+    r0 = Q * (30 + math.log(2 * max(len(zi), len(zj))))
+    for r in (r0, 4 * r0):
+        assert compare(zi, zj, r) == expected
+        assert compare(zj, zi, r) == -expected
+    base = compare(zi, zj, 1.0)
+    event("P2: the r = 1 order " + ("agrees with" if base == expected else "is reversed from" if base else "ties") + " the large-r order")
+
+
+# logits on a 1e-12 grid: a positive margin is then at least ~1e-12, so r = 60 / margin stays finite
+grid_logit = st.floats(-8, 8, allow_nan=False).map(lambda x: round(x, 12))
+logit_vec = st.lists(grid_logit, min_size=2, max_size=8)
+# logits drawn from a few values, so that tied maxima (m > 1) and all-equal vectors are common
+tied_logit_vec = st.lists(grid_logit, min_size=1, max_size=3, unique=True).flatmap(
+    lambda pool: st.lists(st.sampled_from(pool), min_size=2, max_size=8)
+)
+
+
+@given(st.one_of(logit_vec, tied_logit_vec), st.floats(0.01, 20), st.floats(0.01, 20), st.floats(-5, 5))
 def test_lemma0(z, r1, r2, shift):
     lo, hi = sorted([r1, r2])
     argmax = int(np.argmax(z))
@@ -143,15 +237,55 @@ def test_lemma0(z, r1, r2, shift):
     v = len(z)
     m = int(np.sum(np.isclose(np.asarray(z), max(z), rtol=0, atol=0)))
     assert confidence(z, 1e-9) == pytest.approx(1 / v, rel=1e-6)
-    if margin(z)[0] * 1e6 > 50:
-        assert log_S(z, 1e6) == pytest.approx(math.log(m), abs=1e-9)
+    # c -> 1/m as r -> inf: at r = 60 / margin every non-maximal term is below e^-60
+    delta = margin(z)[0]
+    r_inf = 60.0 / delta if math.isfinite(delta) else 1.0  # all tied: S = V = m for every r
+    assert log_S(z, r_inf) == pytest.approx(math.log(m), abs=1e-9)
+    event("L0: " + ("all logits tied" if m == v else f"{'one maximum' if m == 1 else 'tied maxima'}"))
 
 
-@given(st.integers(1, 20), st.floats(0.05, 5), st.integers(1, 20), st.floats(0.05, 5))
-def test_proposition3_two_level_cases(mi, di, mj, dj):
-    if not mi * math.exp(-di) < mj * math.exp(-dj) or abs(di - dj) < 1e-3:
-        return
+P3_CASES = ["above", "below", "never: m_j > m_i, d_j < d_i", "never: m_j = m_i, d_j < d_i", "never: m_j > m_i, d_j = d_i"]
+
+
+@st.composite
+def two_level_pairs(draw, sub):
+    """Two-level positions (m_i, d_i), (m_j, d_j) whose baseline prefers i, in case ``sub`` of Prop. 3.
+
+    above: m_j > m_i, d_j = d_i + f ln(m_j / m_i), so r* = 1 / f > 1;
+    below: m_j < m_i, d_i = d_j + ln(m_i / m_j) / f, so r* = f < 1;
+    never: m_j >= m_i and d_j <= d_i, not both equal (j has more, closer alternatives).
+    """
+    kind = sub.split(":")[0]
+    d = st.floats(0.05, 5)
+    if kind == "above":
+        mi = draw(st.integers(1, 19))
+        mj = draw(st.integers(mi + 1, 20))
+        di = draw(d)
+        dj = di + draw(st.floats(0.02, 0.98)) * math.log(mj / mi)
+    elif kind == "below":
+        mj = draw(st.integers(1, 19))
+        mi = draw(st.integers(mj + 1, 20))
+        dj = draw(d)
+        di = dj + math.log(mi / mj) / draw(st.floats(0.02, 0.98))
+    else:
+        mi = draw(st.integers(1, 19))
+        mj = mi if "m_j = m_i" in sub else draw(st.integers(mi + 1, 20))
+        di = draw(d)
+        dj = di if sub.endswith("d_j = d_i") else di - draw(st.floats(1e-3, 1.0)) * (di - 0.01)
+    return mi, di, mj, dj
+
+
+# one run per case (each with the profile's full number of examples), so no case depends on
+# how the profile happens to spread its draws
+@pytest.mark.parametrize("sub", P3_CASES, ids=["above", "below", "never-more-closer", "never-same-m", "never-same-d"])
+@given(data=st.data())
+def test_proposition3_two_level_cases(sub, data):
+    mi, di, mj, dj = data.draw(two_level_pairs(sub))
+    kind = sub.split(":")[0]
+    event(f"P3 case: {sub}")
+    assert mi * math.exp(-di) < mj * math.exp(-dj)  # the baseline prefers i
     case = two_level_case(mi, di, mj, dj)
+    assert case.kind == kind
     grid = np.geomspace(1e-3, 200, 400)
     # c_j > c_i  <=>  m_j e^{-r d_j} < m_i e^{-r d_i}, compared in log space (no saturation)
     rev = [math.log(mj) - r * dj < math.log(mi) - r * di for r in grid]
@@ -159,9 +293,11 @@ def test_proposition3_two_level_cases(mi, di, mj, dj):
     if case.kind == "above":
         assert case.r_star > 1
         assert all(rv == (r > case.r_star) for r, rv in zip(grid, rev) if abs(r - case.r_star) > 1e-6)
+        assert any(rev)  # the grid reaches past r*: the reversal really happens
     elif case.kind == "below":
         assert case.r_star < 1
         assert all(rv == (r < case.r_star) for r, rv in zip(grid, rev) if abs(r - case.r_star) > 1e-6)
+        assert any(rev)
     else:
         assert not any(rev)
 
@@ -202,14 +338,15 @@ def test_t2a_tilting_never_lowers_expected_reward(p, data):
     n = len(p)
     R = data.draw(st.lists(st.floats(-3, 3), min_size=n, max_size=n))
     raw = data.draw(st.lists(st.floats(0.0, 5.0), min_size=n, max_size=n))
+    raw[data.draw(st.integers(0, n - 1))] = data.draw(st.floats(1e-3, 5.0))  # so that E_p[w] > 0
     # make w a non-decreasing function of R
     order = np.argsort(R, kind="stable")
     w = np.empty(n)
     w[order] = np.maximum.accumulate(np.asarray(raw)[order])
     for u in range(n):  # equal rewards get equal weights
         w[u] = max(w[v] for v in range(n) if R[v] == R[u])
-    if np.dot(p, w) <= 0:
-        return
+    assert np.dot(p, w) > 0  # the tilt is defined (by construction above)
+    event("T2a: " + ("w constant" if np.ptp(w) == 0 else "w not constant"))
     assert is_non_decreasing_in(R, w)
     gain, formula = tilt_gain(p, R, w)
     assert gain == pytest.approx(formula, abs=1e-9)

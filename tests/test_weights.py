@@ -74,6 +74,7 @@ log_w_rows = st.lists(
 ).filter(lambda r: any(x != -math.inf for x in r))
 
 
+@pytest.mark.thorough
 @given(log_w_rows, st.floats(-100, 100))
 def test_ess_in_range_and_shift_invariant(row, c):
     lw = torch.tensor([row], dtype=torch.float64)
