@@ -29,6 +29,7 @@ seed]`` (see :func:`row_seeds`).
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass, replace
 from typing import Literal, Sequence
@@ -476,7 +477,10 @@ class SMC:
             num_blocks=nb,
             block_widths=widths,
         )
-        self.proposal.setup(canvas, particles)
+        if len(inspect.signature(self.proposal.setup).parameters) >= 2:
+            self.proposal.setup(canvas, particles)
+        else:  # a user proposal written against setup(canvas)
+            self.proposal.setup(canvas)
         return self._start(model, particles, seed)
 
     def _start(self, model, particles: ParticleState, seed) -> SMCState:

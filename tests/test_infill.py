@@ -268,8 +268,14 @@ def test_check_components_on_a_template():
         lambda: recipes.fast_dllm(gen_length=4, block_length=2, temperature=1.0, threshold=0.5, n_particles=2),
         lambda: recipes.sr_smc(recipes.llada(steps=4, gen_length=4, block_length=2, temperature=1.0), n_particles=4,
                                when="every_step"),
+        # on a template the reward reads the whole filled canvas as its text (an empty prompt): a reward of
+        # the last 4 tokens reads the same generation in both cases
+        lambda: recipes.rws(CallableReward(lambda p, t: 0.3 * sum(t[-4:])), gen_length=4, steps=2, temperature=1.0,
+                            n_particles=2),
+        lambda: recipes.rws(CallableReward(lambda p, t: 0.3 * sum(t[-4:])), gen_length=4, steps=2, temperature=1.0,
+                            selection="plackett_luce", n_particles=3),
     ],
-    ids=["llada", "dream", "mdlm", "mdlm_fh", "eb", "fast_dllm", "sr_smc"],
+    ids=["llada", "dream", "mdlm", "mdlm_fh", "eb", "fast_dllm", "sr_smc", "rws", "rws_pl"],
 )
 def test_infill_of_prompt_plus_masks_equals_run(make):
     prompts = torch.tensor([[0], [1]])
