@@ -3,6 +3,7 @@
 from .base import Denoiser, call_denoiser, validate_denoiser
 from .cache import KVCache
 from .callable import CallableDenoiser
+from .registry import available, load
 from .hf import DreamDenoiser, HFDenoiser, LLaDADenoiser, MaskedLMDenoiser, positions_from_mask
 from .toy import ToyDenoiser, random_joint
 
@@ -19,4 +20,6 @@ __all__ = [
     "positions_from_mask",
     "ToyDenoiser",
     "random_joint",
+    "load",
+    "available",
 ]

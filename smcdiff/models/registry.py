@@ -1,0 +1,93 @@
+"""Models that load offline by name: ``smcdiff.models.load(name)`` and ``available()``.
+
+Each entry names its weights (package data under ``smcdiff/weights``), the
+optional packages it needs and a loader. ``load`` returns a ready
+:class:`~smcdiff.models.Denoiser` that carries its tokenizer (``encode``,
+``decode``). Nothing here touches the network.
+
+To add a model, add a :class:`ModelSpec` to :data:`REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..errors import ConfigError
+
+__all__ = ["ModelSpec", "REGISTRY", "load", "available", "weights_path"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    loader: Callable[..., Any]  # loader(spec, device, dtype) -> Denoiser
+    files: tuple[str, ...] = ()  # package-data files under smcdiff/weights
+    requires: tuple[str, ...] = ()  # importable module names of optional packages
+    extra: str | None = None  # pip extra that installs them, e.g. "bio"
+    meta: dict = field(default_factory=dict)
+
+
+def weights_path(filename: str) -> Path:
+    """Filesystem path of a shipped weights file (``smcdiff/weights/<filename>``)."""
+    res = resources.files("smcdiff") / "weights" / filename
+    return Path(str(res))
+
+
+def _load_sudoku(spec: ModelSpec, device, dtype):
+    from .sudoku_net import SudokuDenoiser
+
+    return SudokuDenoiser.from_pretrained(weights_path("sudoku.safetensors"), device=device, dtype=dtype)
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "sudoku": ModelSpec(
+        name="sudoku",
+        description="9x9 Sudoku masked-diffusion denoiser (peer-attention transformer, 81 cell tokens, mask id 9)",
+        loader=_load_sudoku,
+        files=("sudoku.safetensors", "sudoku.json"),
+    ),
+}
+
+
+def _installed(spec: ModelSpec) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in spec.requires)
+
+
+def available() -> list[dict[str, Any]]:
+    """One row per registered model: ``name``, ``description``, ``size_bytes`` (shipped files, 0 if
+    absent), ``files_present``, ``requires``, ``installed`` (optional packages importable)."""
+    rows = []
+    for spec in REGISTRY.values():
+        paths = [weights_path(f) for f in spec.files]
+        present = all(p.exists() for p in paths)
+        rows.append({
+            "name": spec.name,
+            "description": spec.description,
+            "size_bytes": sum(p.stat().st_size for p in paths if p.exists()),
+            "files_present": present,
+            "requires": list(spec.requires),
+            "installed": _installed(spec),
+        })
+    return rows
+
+
+def load(name: str, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+    """The registered model ``name`` as a ready Denoiser (eval mode, offline)."""
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown model {name!r}; available: {sorted(REGISTRY)}")
+    if not _installed(spec):
+        missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
+        hint = f" (pip install 'smcdiff[{spec.extra}]')" if spec.extra else ""
+        raise ConfigError(f"model {name!r} needs the optional package(s) {missing}{hint}")
+    for f in spec.files:
+        if not weights_path(f).exists():
+            raise ConfigError(f"model {name!r}: shipped file smcdiff/weights/{f} is missing from this install")
+    return spec.loader(spec, device, dtype)

@@ -1,0 +1,1 @@
+"""Task definitions (grids, tokenisers, checkers, data splits) for the shipped models."""

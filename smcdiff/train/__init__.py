@@ -1,0 +1,1 @@
+"""Training entry points for the models shipped with smcdiff (``python -m smcdiff.train <model> ...``)."""
