@@ -405,23 +405,33 @@ class SMC:
         if hasattr(model, "check_canvas"):
             model.check_canvas(canvas)
         self.proposal.setup(canvas)
-        n = self.n_particles
-        tokens = torch.full((b, n, canvas.length), mask_id, dtype=torch.long, device=device)
-        tokens[:, :, :p] = toks[:, None, :]
-        particles = ParticleState(
-            tokens=tokens,
-            committed_logp=torch.zeros(b, n, canvas.length, dtype=torch.float64, device=device),
-            commit_step=torch.full((b, n, canvas.length), -1, dtype=torch.long, device=device),
-            block=torch.zeros(b, dtype=torch.long, device=device),
-            block_step=torch.zeros(b, dtype=torch.long, device=device),
-            steps=torch.zeros(b, dtype=torch.long, device=device),
-            done=torch.zeros(b, dtype=torch.bool, device=device),
-            canvas=canvas,
+        canvas_tokens = torch.full((b, canvas.length), mask_id, dtype=torch.long, device=device)
+        canvas_tokens[:, :p] = toks
+        particles = self._fresh_particles(
+            canvas_tokens,
+            canvas,
             attention_mask=None if am is None else torch.cat(
                 [am, torch.ones(b, canvas.gen_length, dtype=torch.bool, device=device)], dim=1
             ),
         )
         return self._start(model, particles, seed)
+
+    def _fresh_particles(self, canvas_tokens: Tensor, canvas: Canvas, **layout) -> ParticleState:
+        """N copies of each row of ``canvas_tokens [B, L]``, nothing committed, at step 0."""
+        b, l = canvas_tokens.shape
+        n = self.n_particles
+        dev = canvas_tokens.device
+        return ParticleState(
+            tokens=canvas_tokens[:, None, :].expand(b, n, l).clone(),
+            committed_logp=torch.zeros(b, n, l, dtype=torch.float64, device=dev),
+            commit_step=torch.full((b, n, l), -1, dtype=torch.long, device=dev),
+            block=torch.zeros(b, dtype=torch.long, device=dev),
+            block_step=torch.zeros(b, dtype=torch.long, device=dev),
+            steps=torch.zeros(b, dtype=torch.long, device=dev),
+            done=torch.zeros(b, dtype=torch.bool, device=dev),
+            canvas=canvas,
+            **layout,
+        )
 
     def init_template(
         self,
@@ -460,16 +470,9 @@ class SMC:
         )
         if hasattr(model, "check_canvas"):
             model.check_canvas(canvas)
-        n = self.n_particles
-        particles = ParticleState(
-            tokens=toks[:, None, :].expand(b, n, l).clone(),
-            committed_logp=torch.zeros(b, n, l, dtype=torch.float64, device=device),
-            commit_step=torch.full((b, n, l), -1, dtype=torch.long, device=device),
-            block=torch.zeros(b, dtype=torch.long, device=device),
-            block_step=torch.zeros(b, dtype=torch.long, device=device),
-            steps=torch.zeros(b, dtype=torch.long, device=device),
-            done=torch.zeros(b, dtype=torch.bool, device=device),
-            canvas=canvas,
+        particles = self._fresh_particles(
+            toks,
+            canvas,
             attention_mask=am,
             free=free,
             block_starts=starts,

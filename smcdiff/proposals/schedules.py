@@ -359,13 +359,6 @@ class DreamSchedule(Schedule):
 
     def ratio(self, canvas: Canvas, block_step: Tensor, block: BlockInfo | None = None) -> Tensor:
         """``1 - s/t`` in float32 per row (1 at the last step of the block)."""
-        if block is None:
-            n = self.steps_per_block(canvas)
-            ts = torch.linspace(1, float(self.eps), n + 1, dtype=torch.float32)
-            i = block_step.clamp(max=n - 1).cpu()
-            r = 1 - ts[i + 1] / ts[i]
-            r = torch.where(i >= n - 1, torch.ones_like(r), r)
-            return r.to(block_step.device)
         steps = self._row_steps(canvas, block_step, block).cpu()
         bs = block_step.cpu()
         r = torch.ones(bs.shape, dtype=torch.float32)

@@ -161,6 +161,31 @@ def _support_size(selector, m: int, k: int | None) -> int:
     return _SUPPORT_SIZES[key]
 
 
+def _plan_counts(proposal, model, state: ParticleState) -> Tensor | None:
+    """``[B, N]`` the count each particle's next step commits under a deterministic schedule (else None)."""
+    schedule = getattr(proposal, "schedule", None)
+    if not hasattr(proposal, "context") or schedule is None or schedule.is_random:
+        return None
+    b, n = state.tokens.shape[:2]
+    ctx = proposal.context(state, model, forward=False)
+    k_rows = schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, block=ctx.block).k
+    counts = torch.zeros(b, n, dtype=torch.long)
+    counts[ctx.rows.cpu()] = k_rows.reshape(-1, n).cpu()
+    return counts
+
+
+def _choice(cand_rows: list, commit_rows: list, rank_rows: list, selector, lb: int, rows: Tensor | None = None) -> Choice:
+    """The enumerator's branches (``rows`` of them, default all) as a :class:`Choice` with N = 1."""
+    def take(x: list, dtype) -> Tensor:
+        t = torch.tensor(x, dtype=dtype)
+        return (t if rows is None else t[rows]).reshape(-1, 1, lb)
+
+    extra = {}
+    if selector is not None and getattr(selector, "uses_rank", False):
+        extra["rank"] = take(rank_rows, torch.long)
+    return Choice(candidates=take(cand_rows, torch.long), commit=take(commit_rows, torch.bool), extra=extra)
+
+
 def _branch_counts(proposal, model, state: ParticleState) -> Tensor:
     """``[B, N]`` float: how many (tokens, commit set) branches the enumerator expands at each particle."""
     v = int(model.vocab_size)
@@ -168,13 +193,7 @@ def _branch_counts(proposal, model, state: ParticleState) -> Tensor:
     pos = state.block_positions()
     cur = state.tokens.gather(2, pos[:, None, :].expand(b, n, pos.shape[1]))
     m = (cur == int(model.mask_id)).sum(dim=-1)  # [B, N]
-    counts = None
-    schedule = getattr(proposal, "schedule", None)
-    if hasattr(proposal, "context") and schedule is not None and not schedule.is_random:
-        ctx = proposal.context(state, model, forward=False)
-        k_rows = schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, block=ctx.block).k
-        counts = torch.zeros(b, n, dtype=torch.long)
-        counts[ctx.rows.cpu()] = k_rows.reshape(-1, n).cpu()
+    counts = _plan_counts(proposal, model, state)
     selector = getattr(proposal, "selector", None)
     out = torch.zeros(b, n, dtype=torch.float64)
     for i in range(b):
@@ -308,11 +327,8 @@ def enumerate_paths(
         cur = state.tokens[:, 0, :].gather(1, pos)
         elig = (cur == mask_id).tolist()
         selector = getattr(proposal, "selector", None)
-        counts = None
-        schedule = getattr(proposal, "schedule", None)
-        if hasattr(proposal, "context") and schedule is not None and not schedule.is_random:
-            ctx = proposal.context(state, model, forward=False)
-            counts = schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, block=ctx.block).k.tolist()
+        plan = _plan_counts(proposal, model, state)
+        counts = None if plan is None else plan[:, 0].tolist()
         node_idx: list[int] = []
         cand_rows: list[list[int]] = []
         commit_rows: list[list[bool]] = []
@@ -351,14 +367,7 @@ def enumerate_paths(
             n_cal = n_calibrated = n_want
             reps = torch.arange(n_cal) % len(node_idx)
             cal_state = _index_state(state, torch.tensor(node_idx, dtype=torch.long)[reps])
-            cal_extra = {}
-            if selector is not None and getattr(selector, "uses_rank", False):
-                cal_extra["rank"] = torch.tensor(rank_rows, dtype=torch.long)[reps].reshape(-1, 1, lb)
-            cal_choice = Choice(
-                candidates=torch.tensor(cand_rows, dtype=torch.long)[reps].reshape(-1, 1, lb),
-                commit=torch.tensor(commit_rows, dtype=torch.bool)[reps].reshape(-1, 1, lb),
-                extra=cal_extra,
-            )
+            cal_choice = _choice(cand_rows, commit_rows, rank_rows, selector, lb, reps)
             t_cal = time.perf_counter()
             smc._reweight(cal_state, proposal.evaluate(cal_state, model, cal_choice))
             per_row = (time.perf_counter() - t_cal) / n_cal + build
@@ -386,14 +395,7 @@ def enumerate_paths(
         idx = torch.tensor(node_idx, dtype=torch.long)
         rows_done += len(node_idx)
         expanded = _index_state(state, idx)
-        extra = {}
-        if selector is not None and getattr(selector, "uses_rank", False):
-            extra["rank"] = torch.tensor(rank_rows, dtype=torch.long).reshape(-1, 1, lb)
-        choice = Choice(
-            candidates=torch.tensor(cand_rows, dtype=torch.long).reshape(-1, 1, lb),
-            commit=torch.tensor(commit_rows, dtype=torch.bool).reshape(-1, 1, lb),
-            extra=extra,
-        )
+        choice = _choice(cand_rows, commit_rows, rank_rows, selector, lb)
         ps = proposal.evaluate(expanded, model, choice)
         inc_full, extras = smc._reweight(expanded, ps)
         inc = inc_full[:, 0]
