@@ -191,6 +191,34 @@ def test_augmentation_valid_and_heldout_rejected(splits):
     assert not strs & set(held)
 
 
+def test_puzzle_augmentation_keeps_givens_and_uniqueness(splits):
+    from smcdiff.train.sudoku import GridSampler, mdm_loss
+
+    train = splits["train"][:20]
+    g = torch.Generator().manual_seed(3)
+    sampler = GridSampler([s for _, s in train], [], g, train_puzzles=[p for p, _ in train])
+    x, given = sampler.sample_puzzles(12)
+    assert x.shape == given.shape == (12, 81) and given.dtype == torch.bool
+    n_givens = sorted(sum(c != "0" for c in p) for p, _ in train)
+    for b in range(12):
+        grid = task.decode(x[b])
+        puzzle = "".join(c if gv else "0" for c, gv in zip(grid, given[b].tolist()))
+        assert int(given[b].sum()) in n_givens
+        assert gen.count_solutions(puzzle) == 1 and task.is_solution(puzzle, grid)
+
+    class Spy(torch.nn.Module):  # records the inputs the loss feeds the network
+        def forward(self, xt):
+            self.seen = xt
+            return torch.zeros(*xt.shape, 9, requires_grad=True)
+
+    spy = Spy()
+    mdm_loss(spy, x, torch.Generator().manual_seed(0), 0.5, "elbo", given)
+    assert not bool((spy.seen[given] == task.MASK_ID).any())  # givens are never masked
+    assert bool((spy.seen[~given] == task.MASK_ID).any())
+    with pytest.raises(ValueError, match="without train_puzzles"):
+        GridSampler([s for _, s in train], [], g).sample_puzzles(2)
+
+
 # --- model ----------------------------------------------------------------------------------
 
 
@@ -258,7 +286,7 @@ def test_train_two_steps_and_resume(tmp_path):
               "--layers", "1", "--heads", "2", "--batch", "8", "--val-n", "2", "--log-every", "1",
               "--eval-first-step", "1", "--ckpt-minutes", "0"]
     assert main(common + ["--max-steps", "2"]) == 0
-    assert main(common + ["--max-steps", "3", "--resume"]) == 0
+    assert main(common + ["--max-steps", "3", "--resume", "--puzzle-frac", "0.5", "--decay-steps", "5"]) == 0
     ck = torch.load(tmp_path / "last.pt", weights_only=False)
     assert ck["step"] == 3
     assert (tmp_path / "best.safetensors").exists() and (tmp_path / "curve.png").exists()

@@ -32,6 +32,7 @@ class ModelSpec:
     requires: tuple[str, ...] = ()  # importable module names of optional packages
     extra: str | None = None  # pip extra that installs them, e.g. "bio"
     meta: dict = field(default_factory=dict)
+    external: Callable[[], list[Path]] | None = None  # weight files that an optional package provides
 
 
 def weights_path(filename: str) -> Path:
@@ -46,12 +47,46 @@ def _load_sudoku(spec: ModelSpec, device, dtype):
     return SudokuDenoiser.from_pretrained(weights_path("sudoku.safetensors"), device=device, dtype=dtype)
 
 
+def _load_text_mdlm(spec: ModelSpec, device, dtype):
+    from .text_mdlm import TextMDLM
+
+    return TextMDLM.from_files(weights_path(""), "text-mdlm", device=device, dtype=dtype)
+
+
+def _load_antiberty(spec: ModelSpec, device, dtype):
+    from .antiberty import AntiBERTy
+
+    return AntiBERTy.load(device=device, dtype=dtype)
+
+
+def _antiberty_files() -> list[Path]:
+    from .antiberty import antiberty_dir
+
+    return [antiberty_dir() / "AntiBERTy_md_smooth" / "pytorch_model.bin"]
+
+
 REGISTRY: dict[str, ModelSpec] = {
     "sudoku": ModelSpec(
         name="sudoku",
         description="9x9 Sudoku masked-diffusion denoiser (peer-attention transformer, 81 cell tokens, mask id 9)",
         loader=_load_sudoku,
         files=("sudoku.safetensors", "sudoku.json"),
+    ),
+    "text-mdlm": ModelSpec(
+        name="text-mdlm",
+        description="English text MDLM (KJV Bible + Shakespeare; 3.3M parameters, 4,096-token byte-level BPE, "
+                    "128-token windows, SUBS, log-linear schedule)",
+        loader=_load_text_mdlm,
+        files=("text-mdlm.safetensors", "text-mdlm.json", "text-mdlm.tokenizer.json"),
+    ),
+    "antiberty": ModelSpec(
+        name="antiberty",
+        description="AntiBERTy antibody masked LM (BERT, 25.8M parameters, 20 amino acids; weights from the "
+                    "antiberty==0.1.3 package)",
+        loader=_load_antiberty,
+        requires=("antiberty",),
+        extra="bio",
+        external=_antiberty_files,
     ),
 }
 
@@ -61,18 +96,25 @@ def _installed(spec: ModelSpec) -> bool:
 
 
 def available() -> list[dict[str, Any]]:
-    """One row per registered model: ``name``, ``description``, ``size_bytes`` (shipped files, 0 if
-    absent), ``files_present``, ``requires``, ``installed`` (optional packages importable)."""
+    """One row per registered model: ``name``, ``description``, ``size_bytes`` (its weight files: shipped
+    ones, or those of the optional package when installed; 0 if absent), ``files_present``, ``requires``,
+    ``extra`` (the pip extra that installs them) and ``installed`` (optional packages importable)."""
     rows = []
     for spec in REGISTRY.values():
         paths = [weights_path(f) for f in spec.files]
-        present = all(p.exists() for p in paths)
+        if spec.external is not None and _installed(spec):
+            try:
+                paths += spec.external()
+            except ConfigError:
+                paths.append(Path("/nonexistent"))
+        present = all(p.exists() for p in paths) and (spec.external is None or _installed(spec))
         rows.append({
             "name": spec.name,
             "description": spec.description,
             "size_bytes": sum(p.stat().st_size for p in paths if p.exists()),
             "files_present": present,
             "requires": list(spec.requires),
+            "extra": spec.extra,
             "installed": _installed(spec),
         })
     return rows

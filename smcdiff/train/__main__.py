@@ -1,7 +1,8 @@
 """``python -m smcdiff.train <model> [options]`` -- one training command per shipped model.
 
 Models: ``sudoku`` (train; see :mod:`smcdiff.train.sudoku`), ``sudoku-eval``
-(accuracy table of saved weights on the test splits).
+(accuracy table of saved weights on the test splits), ``text-mdlm`` (train; see
+:mod:`smcdiff.train.text_mdlm`), ``text-mdlm-eval`` (samples and Gen-PPL against baselines).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 COMMANDS = {
     "sudoku": ("smcdiff.train.sudoku", "main"),
     "sudoku-eval": ("smcdiff.train.sudoku", "eval_main"),
+    "text-mdlm": ("smcdiff.train.text_mdlm", "main"),
+    "text-mdlm-eval": ("smcdiff.train.text_eval", "main"),
 }
 
 

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 
 from ..models.sudoku_net import SudokuDenoiser, SudokuNet, SudokuNetConfig
 from ..tasks import sudoku as task
+from .common import atomic_save as _atomic_save, lr_schedule, rng_state as _rng_state, set_rng_state as _set_rng_state
 
 ORDERS = ("margin", "top_prob", "random")
 CSV_FIELDS = [
@@ -81,9 +82,15 @@ def _line_perm(b: int, gen: torch.Generator) -> torch.Tensor:
     return (bands[:, :, None] * 3 + inner).reshape(b, 9)
 
 
-def augment(base: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Apply a random Sudoku symmetry to each grid of ``base [B, 9, 9]`` (ids 0..8)."""
+def augment(base: torch.Tensor, gen: torch.Generator, given: torch.Tensor | None = None):
+    """Apply a random Sudoku symmetry to each grid of ``base [B, 9, 9]`` (ids 0..8).
+
+    Returns ``[B, 81]`` ids; with ``given [B, 9, 9]`` (bool, the puzzle's givens) the
+    same cell permutation is applied to it and ``(ids, given [B, 81])`` is returned.
+    """
     b = base.shape[0]
+    if given is not None:  # carry the givens through the cell permutation as a tenth "bit"
+        base = base + 9 * given.long()
     rows = _line_perm(b, gen)
     cols = _line_perm(b, gen)
     g = torch.gather(base, 1, rows[:, :, None].expand(b, 9, 9))
@@ -91,14 +98,27 @@ def augment(base: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     tr = torch.rand(b, generator=gen) < 0.5
     g = torch.where(tr[:, None, None], g.transpose(1, 2), g)
     relabel = torch.argsort(torch.rand(b, 9, generator=gen), dim=1)
-    return torch.gather(relabel, 1, g.reshape(b, 81))
+    g = g.reshape(b, 81)
+    if given is None:
+        return torch.gather(relabel, 1, g)
+    return torch.gather(relabel, 1, g % 9), g >= 9
 
 
 class GridSampler:
-    """Augmented training grids, never equal to a held-out solution."""
+    """Augmented training grids, never equal to a held-out solution.
 
-    def __init__(self, train_solutions: Sequence[str], heldout_solutions: Sequence[str], gen: torch.Generator):
+    ``sample(b)`` gives solutions ``[b, 81]``; ``sample_puzzles(b)`` gives
+    ``(solutions [b, 81], given [b, 81] bool)`` from the training puzzles, both
+    transformed by the same symmetry.
+    """
+
+    def __init__(self, train_solutions: Sequence[str], heldout_solutions: Sequence[str], gen: torch.Generator,
+                 train_puzzles: Sequence[str] | None = None):
         self.base = grids_tensor(train_solutions)
+        self.given = None
+        if train_puzzles is not None:
+            arr = np.frombuffer("".join(train_puzzles).encode(), dtype=np.uint8).reshape(-1, 9, 9)
+            self.given = torch.from_numpy(arr != ord("0"))
         self.heldout = {bytes(np.frombuffer(s.encode(), dtype=np.uint8) - 49) for s in heldout_solutions}
         self.gen = gen
         self.rejected = 0
@@ -119,13 +139,35 @@ class GridSampler:
             bad = self._bad(g)
         return g
 
+    def sample_puzzles(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.given is None:
+            raise ValueError("GridSampler was built without train_puzzles")
+        idx = torch.randint(self.base.shape[0], (b,), generator=self.gen)
+        g, giv = augment(self.base[idx], self.gen, self.given[idx])
+        bad = self._bad(g)
+        while bool(bad.any()):
+            self.rejected += int(bad.sum())
+            k = int(bad.sum())
+            idx = torch.randint(self.base.shape[0], (k,), generator=self.gen)
+            g[bad], giv[bad] = augment(self.base[idx], self.gen, self.given[idx])
+            bad = self._bad(g)
+        return g, giv
 
-def mdm_loss(net: SudokuNet, x0: torch.Tensor, gen: torch.Generator, eps: float, kind: str):
-    """Masked-diffusion loss on clean grids ``x0 [B, 81]``; returns ``(objective, mean masked CE)``."""
+
+def mdm_loss(net: SudokuNet, x0: torch.Tensor, gen: torch.Generator, eps: float, kind: str,
+             given: torch.Tensor | None = None):
+    """Masked-diffusion loss on clean grids ``x0 [B, 81]``; returns ``(objective, mean masked CE)``.
+
+    With ``given [B, 81]`` (bool) the given cells are never masked: the loss is
+    the conditional objective for the blanks given the givens, each blank masked
+    with probability ``t`` and the ELBO sum normalised by the number of blanks.
+    """
     b = x0.shape[0]
     u = torch.rand(1, generator=gen)
     t = eps + (1 - eps) * ((u + torch.arange(b) / b) % 1.0)  # stratified rates
     masked = torch.rand(b, 81, generator=gen) < t[:, None]
+    if given is not None:
+        masked &= ~given
     xt = torch.where(masked, torch.full_like(x0, task.MASK_ID), x0)
     logits = net(xt)
     nll = F.cross_entropy(logits.reshape(-1, 9), x0.reshape(-1), reduction="none").reshape(b, 81)
@@ -133,7 +175,8 @@ def mdm_loss(net: SudokuNet, x0: torch.Tensor, gen: torch.Generator, eps: float,
     n_masked = masked.sum().clamp(min=1)
     ce = nll.sum() / n_masked
     if kind == "elbo":
-        obj = (nll.sum(dim=1) / t).mean() / 81.0
+        cells = torch.full((b,), 81.0) if given is None else (~given).sum(dim=1).clamp(min=1).float()
+        obj = (nll.sum(dim=1) / t / cells).mean()
     elif kind == "ce":
         obj = ce
     else:
@@ -251,28 +294,6 @@ def plot_curve(csv_path: Path, png_path: Path) -> None:
     tmp.replace(png_path)
 
 
-def _rng_state(gen: torch.Generator) -> dict:
-    return {
-        "torch": torch.get_rng_state(),
-        "gen": gen.get_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-    }
-
-
-def _set_rng_state(st: dict, gen: torch.Generator) -> None:
-    torch.set_rng_state(st["torch"])
-    gen.set_state(st["gen"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 # ---------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------
@@ -289,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=100, help="linear warm-up steps, then constant LR")
+    ap.add_argument("--decay-steps", type=int, default=0,
+                    help="cosine-decay the LR from --lr to --min-lr over this many steps, counted from --decay-from "
+                         "(0: constant LR after warm-up)")
+    ap.add_argument("--decay-from", type=int, default=0, help="step at which the cosine decay starts")
+    ap.add_argument("--min-lr", type=float, default=1e-5)
+    ap.add_argument("--puzzle-frac", type=float, default=0.0,
+                    help="fraction of each batch drawn from the training puzzles with their givens never masked "
+                         "(the rest: whole solutions, every cell maskable)")
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--loss", choices=("elbo", "ce"), default="elbo")
     ap.add_argument("--eps", type=float, default=0.02, help="smallest masking rate")
@@ -324,7 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = task.load_split("train")
     val = task.load_split("val")
     heldout = [s for name in ("val", "test_easy", "test_hard") for _, s in task.load_split(name)]
-    sampler = GridSampler([s for _, s in train], heldout, gen)
+    if not 0.0 <= args.puzzle_frac <= 1.0:
+        raise ValueError(f"--puzzle-frac must be in [0, 1], got {args.puzzle_frac}")
+    sampler = GridSampler([s for _, s in train], heldout, gen, train_puzzles=[p for p, _ in train])
     val_pairs = val[: args.val_n]
 
     cfg = SudokuNetConfig(d_model=args.d_model, n_layers=args.layers, n_heads=args.heads, d_ff=4 * args.d_model,
@@ -356,11 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_info = {
         "command": "python -m smcdiff.train sudoku " + " ".join(sys.argv[2:] if argv is None else argv),
         "seed": args.seed, "loss": args.loss, "eps": args.eps, "batch": args.batch, "lr": args.lr,
-        "warmup": args.warmup, "threads": args.threads, "device": args.device,
+        "warmup": args.warmup, "threads": args.threads, "device": args.device, "puzzle_frac": args.puzzle_frac,
+        "decay_steps": args.decay_steps, "decay_from": args.decay_from, "min_lr": args.min_lr,
     }
 
     def lr_at(s: int) -> float:
-        return args.lr * min(1.0, (s + 1) / max(1, args.warmup))
+        return lr_schedule(s, args.lr, args.warmup, args.decay_steps, args.decay_from, args.min_lr)
 
     def save_ckpt() -> None:
         _atomic_save({
@@ -418,8 +450,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             break
         for g_ in opt.param_groups:
             g_["lr"] = lr_at(step)
-        x0 = sampler.sample(args.batch).to(args.device)
-        loss, ce = mdm_loss(net, x0, gen, args.eps, args.loss)
+        n_puz = int(round(args.puzzle_frac * args.batch))
+        if n_puz == 0:
+            x0 = sampler.sample(args.batch).to(args.device)
+            given = None
+        else:
+            xp, gp = sampler.sample_puzzles(n_puz)
+            xs = sampler.sample(args.batch - n_puz)
+            x0 = torch.cat([xp, xs]).to(args.device)
+            given = torch.cat([gp, torch.zeros_like(xs, dtype=torch.bool)]).to(args.device)
+        loss, ce = mdm_loss(net, x0, gen, args.eps, args.loss, given)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
