@@ -41,6 +41,7 @@ __all__ = [
     "solve",
     "rate",
     "rate_name",
+    "SudokuTask",
 ]
 
 MASK_ID = 9
@@ -135,3 +136,41 @@ def load_split(name: str) -> list[tuple[str, str]]:
             p, s = line.split()
             rows.append((p, s))
     return rows
+
+
+class SudokuTask:
+    """Evaluation task for :mod:`smcdiff.eval`: fill the blanks of a split's puzzles (``mode = "infill"``).
+
+    Items are ``(puzzle, solution)`` pairs (the first ``n`` of ``split``). Per-item
+    metrics of the chosen output grid: ``solved`` (1 if it equals the unique
+    solution, i.e. :func:`is_solution`), ``cell_accuracy`` (fraction of blank cells
+    right) and ``violations`` (conflicting pairs, :func:`violations`).
+    """
+
+    mode = "infill"
+
+    def __init__(self, split: str = "test_easy", n: int | None = None) -> None:
+        self.split = split
+        rows = load_split(split)
+        if n is not None:
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(rows):
+                raise ValueError(f"n must be an int in [1, {len(rows)}] for split {split!r}; got {n!r}")
+            rows = rows[:n]
+        self._items = rows
+        self.name = f"sudoku-{split}"
+
+    def items(self):
+        return list(self._items)
+
+    def inputs(self, model, items):
+        return [encode(p) for p, _ in items]
+
+    def score(self, model, items, outputs, result):
+        solved, cells, viol = [], [], []
+        for (p, sol), row in zip(items, outputs):
+            grid = decode(row)
+            blanks = [i for i, c in enumerate(p) if c == "0"]
+            solved.append(float(is_solution(p, grid) and grid == sol))
+            cells.append(sum(grid[i] == sol[i] for i in blanks) / max(1, len(blanks)))
+            viol.append(float(violations(grid)))
+        return {"solved": solved, "cell_accuracy": cells, "violations": viol}
