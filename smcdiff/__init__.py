@@ -29,7 +29,7 @@ from .results import Genealogy, SMCResult, StepRecord
 from .state import Canvas, ParticleState
 from .weights import Weights
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "recipes",
