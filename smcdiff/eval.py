@@ -10,8 +10,9 @@ runs every method on every item for every seed and returns a :class:`Report`:
   item travel together);
 * compute per item: denoiser calls (``nfe``: batched forward passes),
   ``particle_forwards`` (rows x forward passes: the real compute, what equal-compute
-  comparisons hold fixed), reward calls where the method's rewards count them, wall
-  time, and the generalised order metric GOD averaged over particles.
+  comparisons hold fixed), reward calls (per prompt, as the result counts them), the
+  sampler's wall time (the task's scoring excluded), and the generalised order metric
+  GOD averaged over particles.
 
 Seeds: item ``k`` under seed ``s`` is sampled with the per-row seed
 ``s * 1_000_003 + k``, so a result does not depend on ``batch_size`` or on which
@@ -189,35 +190,17 @@ class Report:
                                                                  for k, d in self.runs.items()}}, indent=1) + "\n")
 
 
-def _reward_calls(sampler) -> int:
-    total = 0
-    for obj in _walk(sampler):
-        total += int(getattr(obj, "calls", 0) or 0) if type(obj).__name__ == "CountingReward" else 0
-    return total
-
-
-def _walk(obj, depth: int = 0, seen: set | None = None):
-    """Objects reachable from ``obj`` through dataclass fields, lists and tuples (for reward counters)."""
-    seen = set() if seen is None else seen
-    if id(obj) in seen or depth > 6 or obj is None or isinstance(obj, (int, float, str, bool, torch.Tensor)):
-        return
-    seen.add(id(obj))
-    yield obj
-    children = obj if isinstance(obj, (list, tuple)) else getattr(obj, "__dict__", {}).values()
-    for c in children:
-        yield from _walk(c, depth + 1, seen)
-
-
 def _run_one(model, task: Task, method: Method, items, seed: int, batch_size: int, bar) -> dict:
     metrics: dict[str, list[float]] = {}
     nfe = pf = 0
     gods: list[float] = []
-    calls0 = _reward_calls(method.sampler)
-    t0 = time.perf_counter()
+    calls = 0
+    wall = 0.0
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         seeds = [seed * SEED_STRIDE + start + k for k in range(len(chunk))]
         inputs = task.inputs(model, chunk)
+        t0 = time.perf_counter()
         if task.mode == "infill":
             res = method.sampler.infill(model, inputs, seed=seeds)
         elif task.mode == "run":
@@ -225,6 +208,7 @@ def _run_one(model, task: Task, method: Method, items, seed: int, batch_size: in
             res = method.sampler.run(model, inputs, seed=seeds, **kw)
         else:
             raise ConfigError(f"task.mode must be 'run' or 'infill'; got {task.mode!r}")
+        wall += time.perf_counter() - t0  # sampling only; the task's scoring is not the method's cost
         idx = select_outputs(res, method.select)
         outputs = res.sequences[torch.arange(len(chunk)), idx]
         scores = task.score(model, chunk, outputs, res)
@@ -233,9 +217,13 @@ def _run_one(model, task: Task, method: Method, items, seed: int, batch_size: in
             if len(v) != len(chunk):
                 raise ConfigError(f"task {task.name!r} metric {k!r} gave {len(v)} values for {len(chunk)} items")
             metrics.setdefault(k, []).extend(v)
-        n_part = res.sequences.shape[1]
         nfe += int(res.nfe.sum())
-        pf += int(sum(int(r.nfe.sum()) for r in res.records)) * n_part
+        if getattr(res, "particle_forwards", None) is not None:
+            pf += int(res.particle_forwards.sum())
+        else:
+            pf += int(sum(int(r.nfe.sum()) for r in res.records)) * res.sequences.shape[1]
+        if getattr(res, "reward_calls", None) is not None:
+            calls += int(res.reward_calls.sum())
         from .metrics import order_metrics
 
         gods.extend(order_metrics(res)["god"].mean(axis=1).tolist())
@@ -245,8 +233,8 @@ def _run_one(model, task: Task, method: Method, items, seed: int, batch_size: in
             if first is not None:
                 bar.set_postfix({first: f"{np.mean(metrics[first]):.3f}"})
     return {"metrics": metrics,
-            "compute": {"nfe": nfe, "particle_forwards": pf, "reward_calls": _reward_calls(method.sampler) - calls0,
-                        "wall_s": time.perf_counter() - t0, "god": float(np.mean(gods)) if gods else math.nan}}
+            "compute": {"nfe": nfe, "particle_forwards": pf, "reward_calls": calls,
+                        "wall_s": wall, "god": float(np.mean(gods)) if gods else math.nan}}
 
 
 def evaluate(model, task: Task, methods: Sequence[Method], seeds: Sequence[int] = (0,), batch_size: int = 16,

@@ -57,16 +57,23 @@ class TextTask:
         prompts: the prompt strings (default :data:`PROMPTS`).
         scorer: a :class:`~smcdiff.scoring.CausalLMScorer` (default: SmolLM2, loaded on first use).
         name: the task name used in reports and cache paths.
+        rewards: extra per-item metrics, ``{name: reward}``; each reward's ``score(prompts, texts)``
+            is applied to the (prompt, continuation) pairs (e.g. ``{"sentiment": VaderReward()}``).
     """
 
     mode = "run"
 
-    def __init__(self, prompts: Sequence[str] = PROMPTS, scorer=None, name: str = "text") -> None:
+    def __init__(self, prompts: Sequence[str] = PROMPTS, scorer=None, name: str = "text",
+                 rewards: dict | None = None) -> None:
         if not prompts or any(not isinstance(p, str) for p in prompts):
             raise ValueError(f"prompts must be a non-empty sequence of strings; got {prompts!r}")
         self.prompts = list(prompts)
         self.scorer = scorer
         self.name = name
+        self.rewards = dict(rewards or {})
+        for k, r in self.rewards.items():
+            if not hasattr(r, "score"):
+                raise ValueError(f"rewards[{k!r}] must have score(prompts, texts); got {type(r).__name__}")
 
     def items(self):
         return list(self.prompts)
@@ -101,4 +108,7 @@ class TextTask:
         conts = [self.continuation(model, p, row) for p, row in zip(items, outputs)]
         texts = [self.render(model, c) for c in conts]
         nll = [float(self.scorer.token_nll([t], [p])[0].mean()) for p, t in zip(items, texts)]
-        return {"nll": nll, "entropy": [entropy(c) for c in conts], "distinct2": [distinct_n(c) for c in conts]}
+        out = {"nll": nll, "entropy": [entropy(c) for c in conts], "distinct2": [distinct_n(c) for c in conts]}
+        for k, r in self.rewards.items():
+            out[k] = [float(v) for v in r.score(list(items), texts)]
+        return out
