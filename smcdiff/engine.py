@@ -24,12 +24,15 @@ Randomness
 Prompt ``b`` uses only its own ``torch.Generator``; an integer ``seed`` gives row
 ``b`` the seed ``SeedSequence(seed, spawn_key=(b,))``, so a prompt run inside a
 batch of B gives the same result as that prompt run alone with ``seed=[row
-seed]`` (see :func:`row_seeds`).
+seed]`` (see :func:`row_seeds`). Every seed goes through :func:`make_generators`,
+which applies the one rule of :data:`SEED_RULE` (int >= 0, None for fresh entropy,
+B ints or B distinct generators; everything else is refused).
 """
 
 from __future__ import annotations
 
 import inspect
+import numbers
 import warnings
 from dataclasses import dataclass, replace
 from typing import Literal, Sequence
@@ -38,48 +41,128 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import AllParticlesDeadError, ConfigError
+from .errors import AllParticlesDeadError, ConfigError, check_int
 from .models.base import validate_denoiser
 from .policies import AdaptiveResampling, CheckEvent, ResamplingPolicy
 from .potentials.base import Potential, apply_potentials
 from .proposals.base import Proposal, ProposalStep
 from .resampling import resample
 from .results import Genealogy, SMCResult, StepRecord
+from .rewards import reward_tally
 from .state import Canvas, ParticleState, template_layout
 from .weights import Weights
 
-__all__ = ["SMC", "SMCState", "row_seeds", "make_generators", "prepare_prompts", "prepare_templates"]
+__all__ = ["SMC", "SMCState", "SEED_RULE", "row_seeds", "make_generators", "prepare_prompts", "prepare_templates"]
+
+
+SEED_RULE = """Seeds (``seed=`` of ``SMC.run``, ``SMC.infill``, ``SMC.init``, ``SMC.init_template`` and
+``SMCResult.sample``) follow one rule:
+
+* an ``int >= 0`` (Python or NumPy integer): prompt ``b`` gets the seed
+  ``SeedSequence(seed, spawn_key=(b,))`` (:func:`row_seeds`), so a prompt's stream does
+  not depend on the batch size;
+* ``None``: fresh, unpredictable entropy from the operating system (not reproducible),
+  spread over the prompts by the same rule as an int;
+* a list (tuple, 1-D integer array or tensor) of exactly B entries, one per prompt,
+  each an ``int`` in ``[0, 2**64)`` (used directly as that prompt's
+  ``torch.Generator.manual_seed``) or a ``torch.Generator`` on the model's device type,
+  never the same generator object twice (two prompts would share one stream and
+  depend on each other);
+* a single ``torch.Generator`` only for one prompt (B = 1).
+
+Everything else is refused with :class:`~smcdiff.errors.ConfigError`: negative integers,
+``bool``, floats (``1.5`` and also ``2.0``), strings and bytes (never read as a list of
+characters), nested lists, and a list whose length is not B.
+"""
+
+_SEED_MAX = 2**64
 
 
 def row_seeds(seed: int, batch_size: int) -> list[int]:
     """Per-prompt seeds derived from one integer: row ``b`` gets ``SeedSequence(seed, spawn_key=(b,))``.
 
-    The seed of row ``b`` does not depend on ``batch_size``.
+    The seed of row ``b`` does not depend on ``batch_size``. ``seed`` must be an integer >= 0.
     """
+    seed = check_int("seed", seed, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=0)
     return [
-        int(np.random.SeedSequence(int(seed), spawn_key=(b,)).generate_state(1, np.uint64)[0] >> 1)
+        int(np.random.SeedSequence(seed, spawn_key=(b,)).generate_state(1, np.uint64)[0] >> 1)
         for b in range(batch_size)
     ]
 
 
+def _generator_ok(g: torch.Generator, device: torch.device | str, where: str) -> torch.Generator:
+    want = torch.device(device).type
+    if g.device.type != want:
+        raise ConfigError(
+            f"{where} is a torch.Generator on device {g.device.type!r} but the model runs on {want!r}; "
+            f"create it with torch.Generator(device={want!r})"
+        )
+    return g
+
+
 def make_generators(
-    seed: int | Sequence[int] | Sequence[torch.Generator], batch_size: int, device: torch.device | str
+    seed: int | None | Sequence[int] | Sequence[torch.Generator] | torch.Generator,
+    batch_size: int,
+    device: torch.device | str,
 ) -> list[torch.Generator]:
-    """One generator per prompt from an int (see :func:`row_seeds`), a list of ints, or generators."""
-    if isinstance(seed, (int, np.integer)):
-        seeds: Sequence = row_seeds(int(seed), batch_size)
+    """One ``torch.Generator`` per prompt from ``seed``, following :data:`SEED_RULE`.
+
+    The single helper that every seed of the library goes through: an ``int >= 0``
+    (per-prompt seeds via :func:`row_seeds`), ``None`` (fresh OS entropy, not
+    reproducible), B ints in ``[0, 2**64)`` or B distinct generators, or one generator
+    for a single prompt. Anything else raises :class:`~smcdiff.errors.ConfigError`
+    naming ``seed``, the value and what is accepted.
+    """
+    if seed is None:
+        return make_generators(int(np.random.SeedSequence().entropy), batch_size, device)
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        if int(seed) < 0:
+            raise ConfigError(
+                f"seed must be an integer >= 0, None (fresh entropy), or a list of one seed or torch.Generator "
+                f"per prompt; got {int(seed)}"
+            )
+        seeds: list = row_seeds(int(seed), batch_size)
+    elif isinstance(seed, torch.Generator):
+        if batch_size != 1:
+            raise ConfigError(
+                f"seed is a single torch.Generator but there are {batch_size} prompts; one generator cannot be "
+                f"shared by several prompts (their streams would depend on each other): give a list of "
+                f"{batch_size} generators or an int"
+            )
+        return [_generator_ok(seed, device, "seed")]
+    elif isinstance(seed, (str, bytes, float, bool, dict, set)) or not (
+        isinstance(seed, (Sequence, np.ndarray)) or (isinstance(seed, Tensor) and seed.dim() == 1)
+    ):
+        raise ConfigError(
+            f"seed must be an integer >= 0, None (fresh entropy), a list of one seed or torch.Generator per "
+            f"prompt, or a single generator for one prompt; got {seed!r} ({type(seed).__name__})"
+        )
     else:
-        seeds = list(seed)
+        seeds = seed.tolist() if isinstance(seed, (Tensor, np.ndarray)) else list(seed)
         if len(seeds) != batch_size:
-            raise ConfigError(f"got {len(seeds)} seeds/generators for {batch_size} prompts; give one per prompt")
-    gens = []
-    for s in seeds:
+            raise ConfigError(
+                f"seed: got {len(seeds)} seeds/generators for {batch_size} prompts; give exactly one per prompt"
+            )
+    gens: list[torch.Generator] = []
+    seen: dict[int, int] = {}
+    for i, s in enumerate(seeds):
         if isinstance(s, torch.Generator):
-            gens.append(s)
-        else:
-            g = torch.Generator(device=device)
-            g.manual_seed(int(s))
-            gens.append(g)
+            if id(s) in seen:
+                raise ConfigError(
+                    f"seed[{seen[id(s)]}] and seed[{i}] are the same torch.Generator object; each prompt needs its "
+                    f"own generator (a shared one makes a prompt's result depend on the others)"
+                )
+            seen[id(s)] = i
+            gens.append(_generator_ok(s, device, f"seed[{i}]"))
+            continue
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 0 <= int(s) < _SEED_MAX:
+            raise ConfigError(
+                f"seed[{i}] must be an integer in [0, 2**64) or a torch.Generator; got {s!r} ({type(s).__name__})"
+            )
+        g = torch.Generator(device=device)
+        g.manual_seed(int(s))
+        gens.append(g)
     return gens
 
 
@@ -95,6 +178,83 @@ def _check_attention_mask(attention_mask, shape: tuple, what: str) -> Tensor:
             )
         am = am == 1
     return am
+
+
+def _token_rows(rows, name: str) -> list[list[int]]:
+    """A list of token-id lists (``prompts`` or ``templates``) as Python ints, refusing anything else by name.
+
+    Refused: a string or bytes, a flat list of ids (a single prompt: wrap it), rows that
+    are not sequences, and entries that are not integers (``1.5`` or ``2.0`` are not token
+    ids and are never truncated; ``bool`` neither).
+    """
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, (Sequence, np.ndarray)):
+        raise ConfigError(
+            f"{name} must be a [B, L] integer tensor or a list of token-id lists; got {type(rows).__name__}"
+            + (f" {rows!r}" if isinstance(rows, (str, bytes)) else "")
+            + ("; tokenize text first" if isinstance(rows, (str, bytes)) else "")
+        )
+    rows = list(rows)
+    if rows and all(isinstance(r, numbers.Number) or (isinstance(r, Tensor) and r.dim() == 0) for r in rows):
+        raise ConfigError(
+            f"{name} must be a list of token-id lists (one per row); got a flat list {rows[:8]!r}"
+            f"{'...' if len(rows) > 8 else ''}; wrap a single row in a list: {name}=[[...]]"
+        )
+    out = []
+    for i, r in enumerate(rows):
+        if isinstance(r, Tensor):
+            if r.dim() != 1:
+                raise ConfigError(f"{name}[{i}] must be a 1-D list of token ids; got a tensor of shape {tuple(r.shape)}")
+            if r.dtype.is_floating_point or r.dtype.is_complex or r.dtype == torch.bool:
+                raise ConfigError(f"{name}[{i}] must hold integer token ids; got a tensor of dtype {r.dtype}")
+            r = r.tolist()
+        elif isinstance(r, (str, bytes)) or not isinstance(r, (Sequence, np.ndarray)):
+            raise ConfigError(f"{name}[{i}] must be a list of token ids; got {type(r).__name__} {r!r}")
+        row = []
+        for j, x in enumerate(r.tolist() if isinstance(r, np.ndarray) else r):
+            if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+                raise ConfigError(
+                    f"{name} must hold integer token ids; {name}[{i}][{j}] is {x!r} ({type(x).__name__}), which is "
+                    f"never rounded or truncated to an id"
+                )
+            row.append(int(x))
+        out.append(row)
+    return out
+
+
+def _check_device(t: Tensor, name: str) -> None:
+    """Refuse a tensor on a device that holds no data (``meta``) or that this machine cannot use."""
+    if t.device.type == "meta":
+        raise ConfigError(f"{name} is on the 'meta' device, which holds no data; give real token ids (e.g. on 'cpu')")
+    if t.device.type == "cuda" and not torch.cuda.is_available():  # pragma: no cover - needs a broken CUDA setup
+        raise ConfigError(f"{name} is on {t.device} but CUDA is not available here")
+
+
+def _usable_device(device, what: str) -> torch.device:
+    """``device`` as a :class:`torch.device`, checked to hold tensors (one empty allocation)."""
+    try:
+        dev = torch.device(device)
+        if dev.type == "meta":
+            raise RuntimeError("the meta device holds no data")
+        torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError, TypeError, ValueError) as e:
+        raise ConfigError(f"{what} {device!r} cannot be used on this machine ({type(e).__name__}: {e})") from e
+    return dev
+
+
+def _free_memory(device: torch.device) -> int | None:
+    """Bytes that can still be allocated on ``device`` (None when it cannot be told)."""
+    try:
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            return int(free) + int(torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+        if device.type == "cpu":
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+    except (OSError, RuntimeError, ValueError):  # pragma: no cover - platform without the information
+        return None
+    return None
 
 
 def prepare_prompts(
@@ -113,8 +273,9 @@ def prepare_prompts(
     if prompts is None:
         if attention_mask is not None:
             raise ConfigError("attention_mask was given without prompts")
-        if batch_size is None or batch_size < 1:
-            raise ConfigError("without prompts, give batch_size >= 1")
+        if batch_size is None:
+            raise ConfigError("without prompts, give batch_size >= 1 (the number of unconditional rows)")
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         return torch.zeros(batch_size, 0, dtype=torch.long, device=device), None
     if isinstance(prompts, Tensor):
         if prompts.dim() == 1:
@@ -126,6 +287,7 @@ def prepare_prompts(
             raise ConfigError(f"prompts must have shape [B, P]; got {tuple(prompts.shape)}")
         if prompts.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise ConfigError(f"prompts must hold integer token ids; got dtype {prompts.dtype}")
+        _check_device(prompts, "prompts")
         toks = prompts.to(device=device, dtype=torch.long)
         am = None
         if attention_mask is not None:
@@ -146,7 +308,7 @@ def prepare_prompts(
     else:
         if attention_mask is not None:
             raise ConfigError("attention_mask is only for prompt tensors; a list of token lists is padded by smcdiff")
-        rows = [list(map(int, p)) for p in prompts]
+        rows = _token_rows(prompts, "prompts")
         if not rows:
             raise ConfigError("prompts is empty; give at least one prompt")
         p = max(len(r) for r in rows)
@@ -166,7 +328,7 @@ def prepare_prompts(
                 amask[i, p - len(r) :] = True
         toks = toks.to(device)
         am = amask.to(device) if not bool(amask.all()) else None
-    if batch_size is not None and batch_size != toks.shape[0]:
+    if batch_size is not None and check_int("batch_size", batch_size, minimum=1) != toks.shape[0]:
         raise ConfigError(f"batch_size={batch_size} but {toks.shape[0]} prompts were given")
     return toks, am
 
@@ -194,21 +356,11 @@ def prepare_templates(
             )
         if templates.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise ConfigError(f"templates must hold integer token ids; got dtype {templates.dtype}")
+        _check_device(templates, "templates")
         toks = templates.to(device=device, dtype=torch.long)
         am = None if attention_mask is None else _check_attention_mask(attention_mask, toks.shape, "templates").to(device)
     else:
-        if isinstance(templates, (str, bytes)) or not isinstance(templates, Sequence):
-            raise ConfigError(f"templates must be a [B, L] tensor or a list of token lists; got {type(templates).__name__}")
-        rows = []
-        for i, r in enumerate(templates):
-            if isinstance(r, (str, bytes)) or not isinstance(r, (Sequence, Tensor)):
-                raise ConfigError(f"templates[{i}] must be a list of token ids; got {type(r).__name__}")
-            row = []
-            for x in (r.tolist() if isinstance(r, Tensor) else r):
-                if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
-                    raise ConfigError(f"templates[{i}] must hold integer token ids; got {x!r}")
-                row.append(int(x))
-            rows.append(row)
+        rows = _token_rows(templates, "templates")
         if not rows:
             raise ConfigError("templates is empty; give at least one template")
         if attention_mask is not None:
@@ -302,6 +454,9 @@ class SMC:
             every particle of a prompt has weight zero; ``"flag"`` stops that prompt,
             sets its ``log_Z`` to ``-inf`` and marks it in ``result.dead``.
         gen_length: default generation length for :meth:`init` / :meth:`run` (recipes set it).
+        best_by: the output rule :meth:`SMCResult.best <smcdiff.results.SMCResult.best>` uses
+            when called without ``by``: ``"weight"`` (default) or ``"trajectory_confidence"``
+            (what :func:`smcdiff.recipes.sr_smc` sets, the SR-SMC paper's rule).
 
     Example:
         >>> kernel = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(steps=8), block_length=4)
@@ -319,6 +474,7 @@ class SMC:
         max_rows: int | None = None,
         on_all_dead: Literal["raise", "flag"] = "raise",
         gen_length: int | None = None,
+        best_by: Literal["weight", "trajectory_confidence"] = "weight",
     ) -> None:
         if not isinstance(proposal, Proposal):
             raise ConfigError(f"proposal must be a smcdiff Proposal; got {type(proposal).__name__}")
@@ -330,8 +486,8 @@ class SMC:
                 raise ConfigError(f"potentials must be smcdiff Potential objects; got {type(p).__name__}")
         if isinstance(n_particles, bool) or not isinstance(n_particles, (int, np.integer)) or int(n_particles) < 1:
             raise ConfigError(f"n_particles must be an integer >= 1; got {n_particles!r}")
-        if max_rows is not None and int(max_rows) < 1:
-            raise ConfigError(f"max_rows must be >= 1 or None; got {max_rows}")
+        if max_rows is not None:
+            max_rows = check_int("max_rows", max_rows, minimum=1)
         if on_all_dead not in ("raise", "flag"):
             raise ConfigError(f"on_all_dead must be 'raise' or 'flag'; got {on_all_dead!r}")
         if hasattr(proposal, "check_weighting"):
@@ -344,9 +500,10 @@ class SMC:
             raise ConfigError(f"resampling must be a policy from smcdiff.policies; got {self.resampling!r}")
         self.max_rows = None if max_rows is None else int(max_rows)
         self.on_all_dead = on_all_dead
-        if gen_length is not None and (isinstance(gen_length, bool) or int(gen_length) < 1):
-            raise ConfigError(f"gen_length must be >= 1; got {gen_length}")
-        self.gen_length = None if gen_length is None else int(gen_length)
+        self.gen_length = None if gen_length is None else check_int("gen_length", gen_length, minimum=1)
+        if best_by not in ("weight", "trajectory_confidence"):
+            raise ConfigError(f"best_by must be 'weight' or 'trajectory_confidence'; got {best_by!r}")
+        self.best_by = best_by
 
     # ------------------------------------------------------------------ init
     def init(
@@ -366,14 +523,17 @@ class SMC:
             prompts: ``[B, P]`` token ids, a list of B token lists (left-padded with the
                 model's ``pad_id``), or None with ``batch_size`` for unconditional runs.
             gen_length: ``G``, the number of positions to generate.
-            seed: an int (per-prompt seeds via :func:`row_seeds`), B ints, or B generators.
+            seed: an int >= 0 (per-prompt seeds via :func:`row_seeds`), None (fresh OS
+                entropy, not reproducible), B ints in ``[0, 2**64)``, B distinct generators, or
+                one generator when B = 1; anything else (negative, float, bool, str, a
+                generator shared by two prompts) raises ``ConfigError``. See :data:`SEED_RULE`.
             attention_mask: ``[B, P]`` (False on padding) for a prompt tensor you padded
                 yourself; the rows are then exactly the unpadded prompts.
         """
         validate_denoiser(model)
         if hasattr(self.proposal, "check_model"):
             self.proposal.check_model(model)
-        device = getattr(model, "device", torch.device("cpu"))
+        device = _usable_device(getattr(model, "device", torch.device("cpu")), "the model's device")
         mask_id = int(model.mask_id)
         toks, am = prepare_prompts(prompts, batch_size, getattr(model, "pad_id", None), mask_id, device, attention_mask)
         b, p = toks.shape
@@ -386,16 +546,20 @@ class SMC:
             )
         upper = max(int(model.vocab_size), mask_id + 1)
         real = toks if am is None else torch.where(am, toks, 0)
-        if (real < 0).any() or (real >= upper).any():
-            raise ConfigError(f"prompt token ids must lie in [0, {upper}); got values outside that range")
+        bad = (real < 0) | (real >= upper)
+        if bool(bad.any()):
+            r, c = (int(x) for x in torch.nonzero(bad)[0])
+            raise ConfigError(
+                f"prompt token ids must lie in [0, {upper}) (the model's vocabulary and mask id); prompts row {r}, "
+                f"position {c} holds {int(toks[r, c])}"
+            )
         if am is not None and not (0 <= int(model.pad_id) < upper):
             raise ConfigError(f"the model's pad_id {int(model.pad_id)} lies outside the vocabulary [0, {upper})")
         if gen_length is None:
             gen_length = self.gen_length
         if gen_length is None:
             raise ConfigError("give gen_length (the number of positions to generate)")
-        if isinstance(gen_length, bool) or int(gen_length) < 1:
-            raise ConfigError(f"gen_length must be >= 1; got {gen_length}")
+        gen_length = check_int("gen_length", gen_length, minimum=1)
         block_length = (
             self.proposal.canvas_block_length(int(gen_length))
             if hasattr(self.proposal, "canvas_block_length")
@@ -410,17 +574,19 @@ class SMC:
         particles = self._fresh_particles(
             canvas_tokens,
             canvas,
+            vocab=int(model.vocab_size),
             attention_mask=None if am is None else torch.cat(
                 [am, torch.ones(b, canvas.gen_length, dtype=torch.bool, device=device)], dim=1
             ),
         )
         return self._start(model, particles, seed)
 
-    def _fresh_particles(self, canvas_tokens: Tensor, canvas: Canvas, **layout) -> ParticleState:
+    def _fresh_particles(self, canvas_tokens: Tensor, canvas: Canvas, vocab: int | None = None, **layout) -> ParticleState:
         """N copies of each row of ``canvas_tokens [B, L]``, nothing committed, at step 0."""
         b, l = canvas_tokens.shape
         n = self.n_particles
         dev = canvas_tokens.device
+        self._check_memory(b, l, dev, vocab)
         return ParticleState(
             tokens=canvas_tokens[:, None, :].expand(b, n, l).clone(),
             committed_logp=torch.zeros(b, n, l, dtype=torch.float64, device=dev),
@@ -432,6 +598,29 @@ class SMC:
             canvas=canvas,
             **layout,
         )
+
+    def _check_memory(self, b: int, l: int, device: torch.device, vocab: int | None) -> None:
+        """Refuse, before allocating, a population that cannot fit in the device's free memory.
+
+        A lower bound on what a run holds at once: the particle state (tokens, commit
+        steps and committed log-probabilities, 24 bytes per particle position) plus the
+        logits of one forward pass over all ``B * N`` rows (float32, ``L * V`` per row;
+        twice with classifier-free guidance).
+        """
+        rows = b * self.n_particles
+        state_bytes = rows * l * 24
+        cfg = 2 if float(getattr(self.proposal, "cfg_scale", 0.0) or 0.0) > 0 else 1
+        logit_bytes = cfg * rows * l * int(vocab or 1) * 4
+        need = state_bytes + logit_bytes
+        free = _free_memory(device)
+        if free is not None and need > free:
+            gib = 2.0**30
+            raise ConfigError(
+                f"n_particles={self.n_particles} for {b} prompt(s) on a canvas of {l} positions needs at least "
+                f"{need / gib:.3g} GiB on {device} (particle state {state_bytes / gib:.3g} GiB, logits of one "
+                f"forward pass over {rows} rows {logit_bytes / gib:.3g} GiB) but only {free / gib:.3g} GiB is "
+                f"free; lower n_particles or run fewer prompts at once"
+            )
 
     def init_template(
         self,
@@ -448,13 +637,14 @@ class SMC:
             templates: ``[B, L]`` token ids (or B token lists, right-padded with the
                 model's ``pad_id``) in which the model's mask id marks every position to
                 generate, anywhere and in any number of spans.
-            seed: as for :meth:`init`.
+            seed: as for :meth:`init` (:data:`SEED_RULE`): an int >= 0, None (fresh entropy),
+                B ints or B distinct generators, or one generator when B = 1.
             attention_mask: ``[B, L]``, False on padding (never attended, never generated).
         """
         validate_denoiser(model)
         if hasattr(self.proposal, "check_model"):
             self.proposal.check_model(model)
-        device = getattr(model, "device", torch.device("cpu"))
+        device = _usable_device(getattr(model, "device", torch.device("cpu")), "the model's device")
         mask_id = int(model.mask_id)
         upper = max(int(model.vocab_size), mask_id + 1)
         toks, am = prepare_templates(templates, getattr(model, "pad_id", None), mask_id, upper, device, attention_mask)
@@ -473,6 +663,7 @@ class SMC:
         particles = self._fresh_particles(
             toks,
             canvas,
+            vocab=int(model.vocab_size),
             attention_mask=am,
             free=free,
             block_starts=starts,
@@ -526,8 +717,9 @@ class SMC:
         state is not modified (its generators are advanced).
         """
         prev = state.particles
-        ps = self.proposal.propose(prev, model, state.generators, max_rows=self.max_rows)
-        inc, extras = self._reweight(prev, ps)
+        with reward_tally(prev.batch_size) as tally:
+            ps = self.proposal.propose(prev, model, state.generators, max_rows=self.max_rows)
+            inc, extras = self._reweight(prev, ps)
         active = ps.active & ~state.dead
         old_log_Z = state.log_Z
         w = state.weights.add(inc)
@@ -577,6 +769,9 @@ class SMC:
             log_Z_increment=torch.where(both_inf, torch.zeros_like(new_log_Z), new_log_Z - old_log_Z),
             block_end=ps.block_end,
             nfe=ps.nfe,
+            particle_forwards=ps.nfe * prev.n_particles if ps.row_forwards is None else ps.row_forwards,
+            reward_calls=tally.calls.to(ps.nfe.device),
+            reward_texts=tally.texts.to(ps.nfe.device),
         )
         return new_state, record
 
@@ -599,6 +794,15 @@ class SMC:
 
         See :meth:`init` for the arguments. This is the template case "prompt + G
         masks" of :meth:`infill` (with the prefix layout's block rule).
+
+        ``seed`` follows the library's one seed rule (:data:`SEED_RULE`): an ``int >= 0``
+        gives prompt ``b`` the seed ``SeedSequence(seed, spawn_key=(b,))``; ``None`` draws
+        fresh OS entropy (not reproducible); a list gives one entry per prompt, each an
+        ``int`` in ``[0, 2**64)`` or a distinct ``torch.Generator``; a single generator is
+        accepted for one prompt. Negative values, floats, ``bool``, strings and a
+        generator shared by two prompts raise :class:`~smcdiff.errors.ConfigError`.
+        Prompts must be a ``[B, P]`` integer tensor or a list of B lists of ``int`` token
+        ids (a flat list, a string or a float id is refused, never truncated).
         """
         state = self.init(model, prompts, gen_length, seed, batch_size=batch_size, attention_mask=attention_mask)
         return self._loop(model, state)
@@ -620,7 +824,8 @@ class SMC:
         row's first masked position (see :mod:`smcdiff.state`); schedules count each
         block's masked positions. ``result.sequences`` are the filled templates and
         ``result.commit_step`` / the order metrics are in the template's positions.
-        The weights satisfy the same identities as for :meth:`run`.
+        The weights satisfy the same identities as for :meth:`run`. ``seed`` follows the
+        same rule as for :meth:`run` (:data:`SEED_RULE`).
         """
         state = self.init_template(model, templates, seed, attention_mask=attention_mask)
         return self._loop(model, state)
@@ -644,11 +849,11 @@ class SMC:
             if records
             else torch.zeros(0, b, n, dtype=torch.long, device=p.device)
         )
-        nfe = (
-            torch.stack([r.nfe for r in records]).sum(dim=0)
-            if records
-            else torch.zeros(b, dtype=torch.long, device=p.device)
-        )
+        def total(name: str) -> Tensor:
+            vals = [getattr(r, name) for r in records if getattr(r, name) is not None]
+            return torch.stack(vals).sum(dim=0) if vals else torch.zeros(b, dtype=torch.long, device=p.device)
+
+        nfe = total("nfe")
         return SMCResult(
             sequences=p.tokens,
             weights=state.weights,
@@ -662,4 +867,8 @@ class SMC:
             dead=state.dead,
             extras=dict(p.extras),
             free=p.free,
+            particle_forwards=total("particle_forwards"),
+            reward_calls=total("reward_calls"),
+            reward_texts=total("reward_texts"),
+            best_by=self.best_by,
         )

@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from .errors import ConfigError, check_int, check_number
 from .resampling import get_scheme
 from .weights import Weights
 
@@ -85,8 +85,7 @@ class EveryKSteps:
     k: int
 
     def __post_init__(self) -> None:
-        if int(self.k) < 1:
-            raise ConfigError(f"EveryKSteps needs k >= 1; got {self.k}")
+        object.__setattr__(self, "k", check_int("EveryKSteps k", self.k, minimum=1))
 
     def due(self, event: CheckEvent) -> Tensor:
         return event.active & (event.steps % int(self.k) == 0)
@@ -139,9 +138,7 @@ class AdaptiveResampling:
     _timing: Timing = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        k = float(self.kappa)
-        if not (0.0 < k <= 1.0):
-            raise ConfigError(f"kappa must lie in (0, 1]; got {self.kappa}")
+        check_number("kappa", self.kappa, low=0.0, high=1.0, low_open=True)
         get_scheme(self.scheme)
         object.__setattr__(self, "_timing", _timing(self.when))
 

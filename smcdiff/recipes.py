@@ -22,8 +22,9 @@ import warnings
 from typing import Any, Callable, Sequence
 
 from .engine import SMC
-from .errors import ConfigError
-from .policies import AdaptiveResampling, EveryKSteps, ResamplingPolicy
+from .errors import ConfigError, check_int
+from .rewards import check_decode
+from .policies import AdaptiveResampling, AtBlockEnd, EveryKSteps, ResamplingPolicy
 from .potentials.base import Potential
 from .potentials.confidence import TrajectoryConfidence
 from .proposals import (
@@ -343,6 +344,14 @@ def sr_smc(
     "steps_over_length"`` is the released MDLM annealing. ``max_rows`` defaults to
     the base ``SMC``'s. Warns when the kernel is deterministic (temperature 0 and a
     deterministic selector): then all particles are identical and SMC cannot act.
+    Warns when resampling is checked only at block ends and the base sampler has a
+    single block (``block_length`` None or ``>= gen_length``): the particles can then
+    never be resampled during generation (at most once at the end with ``faithful=True``)
+    and SR-SMC degenerates to weighted best-of-N; pass ``when="every_step"`` or
+    ``when=EveryKSteps(k)`` to resample during generation, or use smaller blocks.
+
+    The returned ``SMC`` has ``best_by="trajectory_confidence"``, so ``result.best()``
+    applies the paper's output rule.
     """
     if family not in ("dllm", "mdlm"):
         raise ConfigError(f"family must be 'dllm' or 'mdlm'; got {family!r}")
@@ -354,9 +363,23 @@ def sr_smc(
     policy = AdaptiveResampling(chosen["kappa"], chosen["scheme"], chosen["when"], final=faithful)
     if n_particles > 1 and getattr(smc.proposal, "is_deterministic", False):
         warnings.warn(_DETERMINISTIC_SMC, UserWarning, stacklevel=2)
+    g = gen_length or smc.gen_length
+    bl = getattr(smc.proposal, "block_length", None)
+    at_block_end = chosen["when"] == "block_end" or isinstance(chosen["when"], AtBlockEnd)
+    if n_particles > 1 and at_block_end and (bl is None or (g is not None and bl >= g)):
+        warnings.warn(
+            f"sr_smc: resampling is checked only at block ends (when={chosen['when']!r}) but the base sampler has a "
+            f"single block (block_length={bl}, gen_length={g}), so the particles are never resampled during "
+            f"generation{' (only once at the end, faithful=True)' if faithful else ''}: this is weighted best-of-N, "
+            f"not SMC. Pass when='every_step' or when=EveryKSteps(k) to resample during generation, or give the "
+            f"base sampler several blocks (a smaller block_length).",
+            UserWarning,
+            stacklevel=2,
+        )
     potentials = [*smc.potentials, TrajectoryConfidence(tempered=tempered, anneal=anneal)]
     return SMC(smc.proposal, potentials, n_particles=n_particles, resampling=policy,
-               max_rows=smc.max_rows if max_rows is None else max_rows, gen_length=gen_length or smc.gen_length)
+               max_rows=smc.max_rows if max_rows is None else max_rows, gen_length=g,
+               best_by="trajectory_confidence")
 
 
 _DETERMINISTIC_SMC = (
@@ -396,7 +419,16 @@ def rws(
     "plackett_luce"``: positions drawn by Plackett-Luce at ``alg_temp``; the tilt is
     then a proposal and the engine weights by ``log K - log q``, so the particles
     target the *untilted* Plackett-Luce kernel times ``potentials``.
+
+    ``decode`` turns token ids into the reward's input and must accept
+    ``decode(ids: list[int], cut_eos: bool = True)`` (called as ``decode(ids)`` on the
+    generated span, ``decode(ids, cut_eos=False)`` on the prompt); it is checked here,
+    when the recipe is built. Default: :meth:`~smcdiff.rewards.Decoder.for_model`
+    (the model's tokenizer, cut at the first EOS, masks dropped). The result's
+    ``reward_calls`` / ``reward_texts`` count the reward's work.
     """
+    gen_length = check_int("gen_length", gen_length, minimum=1)
+    check_decode(decode)
     steps = steps if steps is not None else max(1, gen_length // 2)
     tilt = RewardTilt(reward, scale or ExpClip(), stage="sampling" if scale_sampling else "score", decode=decode)
     if selection == "topk":

@@ -21,6 +21,7 @@ other prompts share the batch. New schemes are added with :func:`register_scheme
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -58,15 +59,83 @@ class Scheme:
 _REGISTRY: dict[str, Scheme] = {}
 
 
-def register_scheme(name: str, n_uniforms: Callable[[int], int]):
-    """Decorator registering ``fn(W, U, M) -> ancestors`` as a scheme called ``name``."""
+def _n_required(fn: Callable) -> int | None:
+    """Number of required positional parameters of ``fn`` (None if it cannot be told)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return None
+    return sum(1 for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def register_scheme(
+    name: str,
+    n_uniforms: Callable[[int], int] | None = None,
+    fn: Callable[[Tensor, Tensor, int], Tensor] | None = None,
+):
+    """Register ``fn(W, U, M) -> ancestors`` as a resampling scheme called ``name``.
+
+    Two forms, both checked when called:
+
+    * as a decorator, ``@register_scheme("name", n_uniforms=lambda m: m)`` above ``def fn(W, U, M)``;
+    * directly, ``register_scheme("name", n_uniforms, fn)``.
+
+    ``n_uniforms(M)`` is the number of ``U(0, 1)`` draws a row needs for ``M`` ancestors
+    (one argument); ``fn`` takes ``(W [B, N] float64, U [B, n_uniforms(M)] float64, M)``.
+    Raises :class:`ConfigError` for a name that is not a non-empty string (e.g. a bare
+    ``@register_scheme`` without arguments), an ``n_uniforms`` that is not a one-argument
+    function (e.g. the scheme function passed in its place, which would otherwise
+    register nothing), or a name already registered.
+    """
+    if not isinstance(name, str) or not name:
+        bare = callable(name)
+        raise ConfigError(
+            f"register_scheme: name must be a non-empty string; got {name!r}"
+            + (
+                " (a function: use @register_scheme('my_scheme', n_uniforms=lambda m: m), with arguments)"
+                if bare
+                else ""
+            )
+        )
+    if n_uniforms is None:
+        raise ConfigError(
+            f"register_scheme({name!r}): n_uniforms is required, a function M -> number of U(0,1) draws per row "
+            f"(e.g. n_uniforms=lambda m: m)"
+        )
+    if not callable(n_uniforms):
+        raise ConfigError(
+            f"register_scheme: n_uniforms must be a function M -> number of uniforms per row; got {n_uniforms!r}"
+        )
+    req = _n_required(n_uniforms)
+    if req is not None and req != 1:
+        raise ConfigError(
+            f"register_scheme: n_uniforms must take one argument (M, the number of ancestors) and return the number "
+            f"of uniforms per row; got {getattr(n_uniforms, '__name__', n_uniforms)!r} with {req} required "
+            f"arguments. If that is the scheme itself, call register_scheme({name!r}, n_uniforms, fn) or decorate "
+            f"it with @register_scheme({name!r}, n_uniforms=lambda m: m)"
+        )
+    if name in _REGISTRY:
+        raise ConfigError(f"register_scheme: a resampling scheme named {name!r} is already registered")
 
     def deco(fn: Callable[[Tensor, Tensor, int], Tensor]):
+        if not callable(fn):
+            raise ConfigError(f"register_scheme: the scheme must be a function fn(W, U, M); got {fn!r}")
+        req_fn = _n_required(fn)
+        if req_fn is not None and req_fn != 3:
+            raise ConfigError(
+                f"register_scheme: the scheme function must take (W, U, M); {getattr(fn, '__name__', fn)!r} has "
+                f"{req_fn} required arguments"
+            )
         if name in _REGISTRY:
-            raise ConfigError(f"a resampling scheme named {name!r} is already registered")
+            raise ConfigError(f"register_scheme: a resampling scheme named {name!r} is already registered")
         _REGISTRY[name] = Scheme(name, n_uniforms, fn)
         return fn
 
+    if fn is not None:
+        deco(fn)
+        return fn
     return deco
 
 
@@ -185,7 +254,12 @@ def resample(
     mass = W.sum(dim=1)
     bad = ~(mass > 0)
     if bad.any():
-        raise AllParticlesDeadError(torch.nonzero(bad).flatten().tolist(), "when resampling")
+        raise AllParticlesDeadError(
+            torch.nonzero(bad).flatten().tolist(),
+            "when resampling",
+            hint="resample() needs at least one particle of positive weight in every row; leave dead rows out "
+            "(Weights.dead marks them).",
+        )
     k = sch.n_uniforms(m)
     U = torch.stack(
         [torch.rand(k, generator=g, dtype=torch.float64, device=W.device) for g in generators]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from .errors import AllParticlesDeadError, ConfigError, check_int
 from .weights import Weights
 
 __all__ = ["StepRecord", "Genealogy", "SMCResult"]
@@ -31,7 +32,12 @@ class StepRecord:
             resampling happened).
         log_Z_increment: ``[B]`` change of the running estimate ``log Z_hat`` in this step.
         block_end: ``[B]`` prompts whose particles all finished a block in this step.
-        nfe: ``[B]`` denoiser forward passes spent on each prompt in this step.
+        nfe: ``[B]`` denoiser forward passes spent on each prompt in this step (batched
+            calls: one call over all of a prompt's particles counts once).
+        particle_forwards: ``[B]`` rows the denoiser ran for each prompt in this step
+            (particles x forward passes; twice with classifier-free guidance): the compute.
+        reward_calls: ``[B]`` batched reward ``score`` calls that scored prompt ``b``'s texts.
+        reward_texts: ``[B]`` texts of prompt ``b`` scored by a reward in this step.
     """
 
     step: int
@@ -44,6 +50,9 @@ class StepRecord:
     log_Z_increment: Tensor
     block_end: Tensor
     nfe: Tensor
+    particle_forwards: Tensor | None = None
+    reward_calls: Tensor | None = None
+    reward_texts: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -101,12 +110,20 @@ class SMCResult:
             sampling-stage transforms, e.g. EOS suppression; with ``target="proposal"`` that
             includes a reward tilt).
         commit_step: ``[B, N, L]`` step at which each position was committed (-1: prompt).
-        nfe: ``[B]`` denoiser forward passes per prompt.
+        nfe: ``[B]`` batched denoiser forward passes per prompt (one call over all N
+            particles counts once; see :attr:`particle_forwards` for the compute).
         dead: ``[B]`` prompts whose particles all reached weight zero (only with
-            ``on_all_dead="flag"``); their ``log_Z`` is ``-inf``.
+            ``on_all_dead="flag"``); their ``log_Z`` is ``-inf`` and their sequences are
+            unfinished (they still hold mask ids).
         extras: per-particle extras of the final state.
         free: ``[B, L]`` bool, the positions that were generated (for infilling, the
             template's masked positions; None for prefix generation: ``[P, L)``).
+        particle_forwards: ``[B]`` rows the denoiser ran per prompt, summed over steps
+            (particles x forward passes, twice with classifier-free guidance): the real compute.
+        reward_calls: ``[B]`` batched reward ``score`` calls that scored prompt ``b``'s texts
+            (reward potentials and RWS tilts).
+        reward_texts: ``[B]`` texts of prompt ``b`` scored by rewards.
+        best_by: the sampler's output rule, used by :meth:`best` without ``by``.
     """
 
     sequences: Tensor
@@ -121,6 +138,10 @@ class SMCResult:
     dead: Tensor
     extras: dict = field(default_factory=dict)
     free: Tensor | None = None
+    particle_forwards: Tensor | None = None
+    reward_calls: Tensor | None = None
+    reward_texts: Tensor | None = None
+    best_by: str = "weight"
 
     @property
     def is_template(self) -> bool:
@@ -179,9 +200,27 @@ class SMCResult:
         """``[B, N]`` sum of the committed tokens' log-probabilities (SR-SMC's log C)."""
         return self.committed_logp.sum(dim=-1)
 
-    def best(self, by: str = "weight", tempered: bool | None = None) -> tuple[Tensor, Tensor]:
+    def _dead_error(self, rows: list[int], what: str) -> AllParticlesDeadError:
+        live = [b for b in range(self.sequences.shape[0]) if b not in set(rows)]
+        return AllParticlesDeadError(
+            rows,
+            f"at the end of the run ({what})",
+            hint=(
+                "The run flagged them (on_all_dead='flag', see result.dead); their sequences are unfinished and "
+                "still hold mask ids, so there is no particle to return. Use the live prompts only, e.g. "
+                f"result.per_prompt(b) for b in {live[:8]}"
+                + (", or pass allow_dead=True to get index -1 for the dead ones." if what == "best" else ".")
+            ),
+        )
+
+    def best(
+        self, by: str | None = None, tempered: bool | None = None, allow_dead: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """One particle per prompt: ``(sequences [B, L], indices [B])``.
 
+        ``by=None`` (default) applies the sampler's own output rule, :attr:`best_by`
+        (``"weight"`` unless the ``SMC`` was built with ``best_by=``;
+        :func:`~smcdiff.recipes.sr_smc` sets ``"trajectory_confidence"``).
         ``by="weight"``: the particle of largest final weight. ``by="trajectory_confidence"``:
         the particle of largest total log trajectory confidence (the rule of the
         released SR-SMC LLaDA/Dream code and Algorithm 1 of arXiv 2602.01849, which
@@ -189,9 +228,23 @@ class SMCResult:
         untempered confidence (:attr:`trajectory_log_confidence`) or the tempered one
         that a ``TrajectoryConfidence(tempered=True)`` potential recorded (the
         released Dream code's rule); by default the tempered one when it was recorded.
+
+        Only particles of positive weight are candidates. Ties are explicit: when
+        particles holding *different* sequences share the best score (by weight this is
+        the rule rather than the exception: after a final resampling, or without
+        potentials, all weights are equal) the lowest index is returned and a
+        ``UserWarning`` names the prompts; choose with ``by="trajectory_confidence"``
+        or draw with :meth:`sample` instead.
+
+        Prompts whose particles all died (:attr:`dead`, ``on_all_dead="flag"``) raise
+        :class:`~smcdiff.errors.AllParticlesDeadError`: their sequences are unfinished
+        and still hold mask ids. With ``allow_dead=True`` their index is ``-1`` and
+        their row is particle 0's unfinished canvas (check :attr:`dead`).
         """
         from .potentials.confidence import TrajectoryConfidence
 
+        if by is None:
+            by = self.best_by
         key = TrajectoryConfidence.TEMPERED_TOTAL
         if by == "weight":
             score = self.weights.log_w
@@ -199,25 +252,57 @@ class SMCResult:
             if tempered is None:
                 tempered = key in self.extras
             if tempered and key not in self.extras:
-                raise ConfigError("no tempered confidence was recorded; run with TrajectoryConfidence(tempered=True)")
-            score = self.extras[key] if tempered else self.trajectory_log_confidence
+                raise ConfigError(
+                    "tempered=True but no tempered confidence was recorded; run with TrajectoryConfidence(tempered=True)"
+                )
+            score = (self.extras[key] if tempered else self.trajectory_log_confidence).to(torch.float64)
         else:
-            raise ConfigError(f"by must be 'weight' or 'trajectory_confidence'; got {by!r}")
+            raise ConfigError(f"by must be None, 'weight' or 'trajectory_confidence'; got {by!r}")
+        dead = self.weights.dead | self.dead.to(self.weights.dead.device)
+        dead_rows = torch.nonzero(dead).flatten().tolist()
+        if dead_rows and not allow_dead:
+            raise self._dead_error(dead_rows, "best")
+        score = torch.where(torch.isneginf(self.weights.log_w), float("-inf"), score.to(self.weights.log_w.device))
         idx = score.argmax(dim=1)
-        return self.sequences[torch.arange(self.sequences.shape[0], device=idx.device), idx], idx
+        ar = torch.arange(self.sequences.shape[0], device=self.sequences.device)
+        idx = idx.to(self.sequences.device)
+        chosen = self.sequences[ar, idx]
+        top = score.max(dim=1, keepdim=True).values
+        tied = (score == top) & ~dead[:, None] & torch.isfinite(top)
+        tied = tied.to(self.sequences.device)
+        differs = (self.sequences != chosen[:, None, :]).any(dim=-1) & tied
+        tie_rows = torch.nonzero(differs.any(dim=1)).flatten().tolist()
+        if tie_rows:
+            counts = tied.sum(dim=1)
+            shown = ", ".join(f"prompt {b}: {int(counts[b])} particles" for b in tie_rows[:8])
+            warnings.warn(
+                f"best(by={by!r}): different sequences tie for the best score ({shown}"
+                f"{', ...' if len(tie_rows) > 8 else ''}); returning the lowest index. Equal weights are the rule "
+                f"after a final resampling or without potentials: rank by trajectory confidence "
+                f"(by='trajectory_confidence') or draw by weight with result.sample()",
+                UserWarning,
+                stacklevel=2,
+            )
+        if dead_rows:
+            idx = torch.where(dead.to(idx.device), torch.full_like(idx, -1), idx)
+        return chosen, idx
 
-    def sample(self, k: int = 1, seed: int | Sequence[int] | Sequence[torch.Generator] = 0) -> tuple[Tensor, Tensor]:
+    def sample(self, k: int = 1, seed: int | None | Sequence[int] | Sequence[torch.Generator] = 0) -> tuple[Tensor, Tensor]:
         """``k`` particles per prompt drawn with replacement by normalised weight.
 
         Returns ``(sequences [B, k, L], indices [B, k])``: draws from the weighted
         particle approximation of the target. Prompt ``b`` draws from its own
-        generator (``seed`` as in :meth:`SMC.run`), so its draws do not depend on
-        the rest of the batch.
+        generator (``seed`` follows the seed rule of :meth:`SMC.run
+        <smcdiff.engine.SMC.run>`, see :data:`smcdiff.engine.SEED_RULE`), so its draws do
+        not depend on the rest of the batch. Prompts whose particles all died raise
+        :class:`~smcdiff.errors.AllParticlesDeadError` (there is nothing to draw).
         """
         from .engine import make_generators
 
-        if k < 1:
-            raise ConfigError(f"k must be >= 1; got {k}")
+        k = check_int("k", k, minimum=1)
+        dead = self.weights.dead | self.dead.to(self.weights.dead.device)
+        if bool(dead.any()):
+            raise self._dead_error(torch.nonzero(dead).flatten().tolist(), "sample")
         W = self.weights.normalized().to(torch.float64).cpu()
         gens = make_generators(seed, W.shape[0], "cpu")
         idx = torch.stack([torch.multinomial(W[b], k, replacement=True, generator=gens[b]) for b in range(W.shape[0])])
@@ -227,6 +312,7 @@ class SMCResult:
 
     def per_prompt(self, b: int) -> "SMCResult":
         """The result restricted to prompt ``b`` (a batch of one)."""
+        b = check_int("b (prompt index)", b)
         if not 0 <= b < self.sequences.shape[0]:
             raise ConfigError(f"prompt index {b} out of range for {self.sequences.shape[0]} prompts")
         sl = slice(b, b + 1)
@@ -242,6 +328,9 @@ class SMCResult:
                 log_Z_increment=r.log_Z_increment[sl],
                 block_end=r.block_end[sl],
                 nfe=r.nfe[sl],
+                particle_forwards=None if r.particle_forwards is None else r.particle_forwards[sl],
+                reward_calls=None if r.reward_calls is None else r.reward_calls[sl],
+                reward_texts=None if r.reward_texts is None else r.reward_texts[sl],
             )
             for r in self.records
             if bool(r.active[b])
@@ -260,4 +349,8 @@ class SMCResult:
             dead=self.dead[sl],
             extras={k: v[sl] for k, v in self.extras.items()},
             free=None if self.free is None else self.free[sl],
+            particle_forwards=None if self.particle_forwards is None else self.particle_forwards[sl],
+            reward_calls=None if self.reward_calls is None else self.reward_calls[sl],
+            reward_texts=None if self.reward_texts is None else self.reward_texts[sl],
+            best_by=self.best_by,
         )

@@ -20,10 +20,13 @@ check that RWS makes exactly one call per row per step).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import inspect
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -38,6 +41,10 @@ __all__ = [
     "NormalizedReward",
     "CountingReward",
     "Decoder",
+    "check_decode",
+    "RewardTally",
+    "reward_tally",
+    "count_reward_call",
 ]
 
 
@@ -185,8 +192,92 @@ class CountingReward:
         return self.reward.score(prompts, texts)
 
 
+def check_decode(decode: Any, name: str = "decode") -> Callable | None:
+    """Check a user ``decode`` callable when a recipe or component is built; return it (None passes).
+
+    The signature every decoder must accept is that of :class:`Decoder`::
+
+        decode(ids: list[int], cut_eos: bool = True) -> text
+
+    ``ids`` are the token ids of a prompt or of a generated span (mask ids included:
+    drop them); ``cut_eos=False`` is passed for prompts, which must not be cut at an
+    EOS id. The result is whatever the reward's ``score(prompts, texts)`` takes
+    (strings for text rewards). Raises :class:`ConfigError` naming ``name`` if it is
+    not callable or cannot be called that way.
+    """
+    if decode is None:
+        return None
+    if not callable(decode):
+        raise ConfigError(
+            f"{name} must be a callable decode(ids: list[int], cut_eos: bool = True) -> text; got "
+            f"{type(decode).__name__} {decode!r}"
+        )
+    try:
+        sig = inspect.signature(decode)
+    except (TypeError, ValueError):  # builtins without a signature: accept, they fail loudly when called
+        return decode
+    for args, kwargs in ((([0],), {}), (([0],), {"cut_eos": False})):
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise ConfigError(
+                f"{name} must accept decode(ids: list[int], cut_eos: bool = True) (it is called as decode(ids) for "
+                f"generated text and decode(ids, cut_eos=False) for prompts); {getattr(decode, '__name__', decode)!r} "
+                f"has signature {sig}: {e}"
+            ) from None
+    return decode
+
+
+@dataclass
+class RewardTally:
+    """Reward calls made during one engine step, per prompt (filled by :func:`count_reward_call`).
+
+    Attributes:
+        calls: ``[B]`` batched ``score`` calls that scored at least one text of prompt ``b``.
+        texts: ``[B]`` texts (particle rows) of prompt ``b`` that were scored.
+    """
+
+    calls: Tensor
+    texts: Tensor
+
+
+_TALLY: contextvars.ContextVar[RewardTally | None] = contextvars.ContextVar("smcdiff_reward_tally", default=None)
+
+
+@contextlib.contextmanager
+def reward_tally(batch_size: int) -> Iterator[RewardTally]:
+    """Count the reward calls made inside the ``with`` block (the engine wraps every step in one)."""
+    tally = RewardTally(torch.zeros(batch_size, dtype=torch.long), torch.zeros(batch_size, dtype=torch.long))
+    token = _TALLY.set(tally)
+    try:
+        yield tally
+    finally:
+        _TALLY.reset(token)
+
+
+def count_reward_call(prompt_of_text: Sequence[int] | Tensor) -> None:
+    """Record one batched reward call; ``prompt_of_text[i]`` is the prompt index of its i-th text.
+
+    Components that call a reward (:class:`~smcdiff.potentials.RewardPotential`,
+    :class:`~smcdiff.proposals.RewardTilt`, and user potentials that want their calls in
+    ``result.reward_calls``) call this once per ``score`` call. Outside an engine step it
+    does nothing.
+    """
+    tally = _TALLY.get()
+    if tally is None:
+        return
+    idx = torch.as_tensor(prompt_of_text, dtype=torch.long).reshape(-1).cpu()
+    if idx.numel() == 0:
+        return
+    tally.texts.index_add_(0, idx, torch.ones_like(idx))
+    tally.calls[idx.unique()] += 1
+
+
 class Decoder:
     """Turns generated token ids into reward inputs.
+
+    Its call signature, ``decode(ids, cut_eos=True)``, is the one every user ``decode``
+    must accept (checked by :func:`check_decode` when a recipe is built).
 
     The generated span is cut at the first EOS id and mask ids are dropped. With a
     tokenizer the result is ``tokenizer.decode(ids, skip_special_tokens=True)``;

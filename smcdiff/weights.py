@@ -7,7 +7,8 @@ particle system; nothing is ever normalised across rows.
 
 Conventions
 -----------
-* NaN log weights are mapped to ``-inf`` (weight zero) on construction.
+* NaN log weights are refused (:class:`~smcdiff.errors.ConfigError` naming the
+  prompts): a NaN is a bug upstream, not a zero weight; give ``-inf`` for weight zero.
 * ``+inf`` log weights are rejected: they make every normalisation undefined.
 * A row whose particles all have log weight ``-inf`` is *dead*. Its ``log_mean``
   is ``-inf`` and its ``ess`` is reported as ``0``; asking for its normalised
@@ -22,7 +23,7 @@ import math
 import torch
 from torch import Tensor
 
-from .errors import AllParticlesDeadError, ConfigError
+from .errors import AllParticlesDeadError, ConfigError, check_int
 
 __all__ = ["Weights", "log_mean_exp", "ess_from_log_weights"]
 
@@ -53,7 +54,8 @@ class Weights:
     """Immutable unnormalised log weights ``[B, N]`` in float64.
 
     Args:
-        log_w: tensor of shape ``[B, N]`` (any float dtype; stored as float64).
+        log_w: tensor of shape ``[B, N]`` (any real dtype; stored as float64); finite
+            values or ``-inf`` (weight zero). NaN and ``+inf`` raise ``ConfigError``.
 
     Derived quantities (all per row, shape ``[B]`` unless stated):
         ``log_sum``: ``log sum_i w_i``; ``log_mean``: ``log (1/N) sum_i w_i`` (the
@@ -72,19 +74,26 @@ class Weights:
             )
         if log_w.shape[1] < 1:
             raise ConfigError("log weights need at least one particle per prompt (N >= 1)")
+        if log_w.dtype.is_complex or log_w.dtype == torch.bool:
+            raise ConfigError(f"log weights must be real numbers; got dtype {log_w.dtype}")
         lw = log_w.to(torch.float64)
+        if torch.isnan(lw).any():
+            rows = torch.nonzero(torch.isnan(lw).any(dim=1)).flatten().tolist()
+            raise ConfigError(
+                f"log weights of prompt(s) {rows[:8]} contain NaN; a log weight must be a finite number or -inf "
+                f"(weight zero). A NaN comes from a bug upstream (a potential or proposal); it is not read as zero"
+            )
         if torch.isposinf(lw).any():
             rows = torch.nonzero(torch.isposinf(lw).any(dim=1)).flatten().tolist()
             raise ConfigError(f"log weights of prompt(s) {rows} contain +inf; weights must be finite or -inf")
-        lw = torch.nan_to_num(lw, nan=-math.inf, posinf=math.inf, neginf=-math.inf)
         self._log_w = lw
 
     # ------------------------------------------------------------------ constructors
     @classmethod
     def uniform(cls, batch: int, n_particles: int, device: torch.device | str | None = None) -> "Weights":
         """All log weights zero: ``[batch, n_particles]``."""
-        if n_particles < 1:
-            raise ConfigError(f"n_particles must be >= 1; got {n_particles}")
+        n_particles = check_int("n_particles", n_particles, minimum=1)
+        batch = check_int("batch", batch, minimum=0)
         return cls(torch.zeros(batch, n_particles, dtype=torch.float64, device=device))
 
     # ------------------------------------------------------------------ views
@@ -134,7 +143,10 @@ class Weights:
         """
         dead = self.dead
         if dead.any() and not allow_dead:
-            raise AllParticlesDeadError(torch.nonzero(dead).flatten().tolist())
+            raise AllParticlesDeadError(
+                torch.nonzero(dead).flatten().tolist(),
+                hint="Use normalized(allow_dead=True) to get zeros for those rows, or leave them out (Weights.dead).",
+            )
         lse = torch.logsumexp(self._log_w, dim=1, keepdim=True)
         safe = torch.where(torch.isneginf(lse), torch.zeros_like(lse), lse)
         w = torch.exp(self._log_w - safe)
@@ -147,6 +159,10 @@ class Weights:
         ``-inf + x`` stays ``-inf`` for any finite or ``-inf`` x (never NaN).
         """
         d = torch.as_tensor(delta, dtype=torch.float64, device=self._log_w.device)
+        if bool(torch.isnan(d).any()):
+            raise ConfigError(
+                "the log-weight increment (delta) contains NaN; increments must be numbers or -inf (weight zero)"
+            )
         new = self._log_w + d
         # -inf + -inf = -inf already; guard the only NaN source (-inf + inf is rejected upstream).
         new = torch.where(torch.isneginf(self._log_w) | torch.isneginf(d.expand_as(new)), -math.inf, new)

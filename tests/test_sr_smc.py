@@ -202,7 +202,7 @@ def test_temperature_zero_warns_and_particles_are_identical():
     assert torch.allclose(res.normalized_weights, torch.full((1, 4), 0.25, dtype=torch.float64))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        recipes.sr_smc(UnmaskingKernel(Categorical(0.0), RandomK(), EvenSplit(4)), n_particles=4)
+        recipes.sr_smc(UnmaskingKernel(Categorical(0.0), RandomK(), EvenSplit(4)), n_particles=4, when="every_step")
     with pytest.warns(UserWarning, match="SMC cannot act"):  # top_k = 1 is greedy at any temperature
         recipes.sr_smc(UnmaskingKernel(Categorical(1.0, top_k=1), TopK(), EvenSplit(4)), n_particles=4)
 

@@ -30,9 +30,13 @@ def test_one_hot_ess_is_one():
     assert torch.equal(Weights(lw).normalized(), torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64))
 
 
-def test_nan_maps_to_minus_inf():
-    w = Weights(torch.tensor([[float("nan"), 0.0]]))
-    assert torch.isneginf(w.log_w[0, 0])
+def test_nan_is_refused_not_read_as_zero_weight():
+    # a NaN is a bug upstream; it must not silently become weight zero (issue 9)
+    with pytest.raises(ConfigError, match=r"prompt\(s\) \[1\] contain NaN"):
+        Weights(torch.tensor([[0.0, 0.0], [float("nan"), 0.0]]))
+    with pytest.raises(ConfigError, match="increment"):
+        Weights.uniform(1, 2).add(torch.tensor([[float("nan"), 0.0]]))
+    w = Weights(torch.tensor([[-math.inf, 0.0]]))  # -inf is the way to say weight zero
     assert w.normalized()[0].tolist() == [0.0, 1.0]
 
 

@@ -14,7 +14,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, ModelOutputError
+from ..errors import ConfigError, ModelOutputError, check_int
 
 __all__ = ["Denoiser", "validate_denoiser", "call_denoiser"]
 
@@ -52,11 +52,24 @@ def validate_denoiser(model: object) -> None:
                 f"logits(tokens, attention_mask)); {type(model).__name__} has no {attr!r}. Wrap a plain "
                 f"function with smcdiff.models.CallableDenoiser."
             )
-    if int(model.vocab_size) < 1:
-        raise ConfigError(f"model vocab_size must be >= 1; got {model.vocab_size}")
-    mid = int(model.mask_id)
-    if mid < 0:
-        raise ConfigError(f"model mask_id must be a non-negative token id; got {mid}")
+    check_int("model vocab_size", model.vocab_size, minimum=1)
+    check_int("model mask_id", model.mask_id, minimum=0)
+
+
+def _checked_output(model: object, out: object) -> Tensor:
+    """Refuse a ``logits`` output that is not a floating-point tensor, naming what came back."""
+    name = f"{type(model).__name__}.logits"
+    if not isinstance(out, Tensor):
+        raise ModelOutputError(
+            f"{name} returned a {type(out).__name__}; it must return a floating-point torch.Tensor of logits "
+            f"[rows, length, vocab] (convert with torch.as_tensor(..., dtype=torch.float32))"
+        )
+    if not out.dtype.is_floating_point:
+        raise ModelOutputError(
+            f"{name} returned logits of dtype {out.dtype}; logits must be floating point (float32, float16, "
+            f"bfloat16 or float64): integer or bool outputs are not log-probabilities (cast with .float())"
+        )
+    return out
 
 
 def call_denoiser(
@@ -69,14 +82,14 @@ def call_denoiser(
     """
     r, l = tokens.shape
     if max_rows is None or max_rows >= r:
-        out = model.logits(tokens, attention_mask)
+        out = _checked_output(model, model.logits(tokens, attention_mask))
     else:
         if max_rows < 1:
             raise ConfigError(f"max_rows must be >= 1; got {max_rows}")
         parts = []
         for s in range(0, r, max_rows):
             am = attention_mask[s : s + max_rows] if attention_mask is not None else None
-            parts.append(model.logits(tokens[s : s + max_rows], am))
+            parts.append(_checked_output(model, model.logits(tokens[s : s + max_rows], am)))
         out = torch.cat(parts, dim=0)
     if out.dim() != 3 or out.shape[0] != r or out.shape[1] != l:
         raise ModelOutputError(

@@ -177,6 +177,30 @@ class HFDenoiser:
 
     # ------------------------------------------------------------------ basics
     @property
+    def max_positions(self) -> int | None:
+        """The longest canvas the model accepts: ``config.max_position_embeddings`` (None if not set)."""
+        v = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        return int(v) if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+    def check_canvas(self, canvas) -> None:
+        """Refuse a canvas (prompt + generation, or template) longer than the model's positions.
+
+        Called by ``SMC.init`` / ``SMC.init_template`` before anything is allocated, so
+        the error names the lengths instead of a shape error deep inside transformers.
+        """
+        m = self.max_positions
+        if m is not None and canvas.length > m:
+            what = (
+                f"the template length {canvas.length}"
+                if canvas.template
+                else f"prompt length {canvas.prompt_length} + gen_length {canvas.gen_length} = {canvas.length}"
+            )
+            raise ConfigError(
+                f"{what} exceeds the model's maximum of {m} positions (config.max_position_embeddings); "
+                f"shorten the prompt or lower gen_length"
+            )
+
+    @property
     def device(self) -> torch.device:
         try:
             return next(self.model.parameters()).device
@@ -410,6 +434,12 @@ class MaskedLMDenoiser(HFDenoiser):
     The mask id comes from ``mask_id=`` or the tokenizer; special tokens other
     than the mask (``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``) are suppressed by
     default (``suppress_special=True``) so they are never generated.
+
+    Without a tokenizer saved beside the checkpoint the special ids are taken from the
+    model config (``pad/bos/eos/cls/sep/unk_token_id``); if the config names none,
+    ``from_pretrained`` raises unless ``suppress_ids=`` names them (or
+    ``suppress_special=False`` says that nothing is to be suppressed), and when the config
+    names only some of them it warns that the others (e.g. ``[CLS]``) can be generated.
     """
 
     @classmethod
@@ -433,11 +463,48 @@ class MaskedLMDenoiser(HFDenoiser):
         if mask_id is None:
             raise ConfigError(f"no mask id: {path} has no tokenizer with a mask token; pass mask_id=")
         pad_id = getattr(tok, "pad_token_id", None) if tok is not None else getattr(model.config, "pad_token_id", None)
-        suppress: list[int] = list(kwargs.pop("suppress_ids", ()))
+        given = kwargs.pop("suppress_ids", None)
+        suppress: list[int] = list(given or ())
         if suppress_special and tok is not None:
             suppress += [i for i in getattr(tok, "all_special_ids", []) if i != mask_id]
+        elif suppress_special and given is None:
+            suppress += _config_special_ids(model.config, int(mask_id), path)
         eos = kwargs.pop("eos_ids", ())
         return cls(model, mask_id, eos_ids=eos, pad_id=pad_id, suppress_ids=sorted(set(suppress)), tokenizer=tok, **kwargs)
+
+
+_SPECIAL_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id", "unk_token_id")
+
+
+def _config_special_ids(cfg, mask_id: int, path: str) -> list[int]:
+    """Special token ids named by a model config (no tokenizer to ask); raise if it names none."""
+    found: dict[str, int] = {}
+    for key in _SPECIAL_KEYS:
+        v = getattr(cfg, key, None)
+        for i in v if isinstance(v, (list, tuple)) else [v]:
+            if isinstance(i, int) and not isinstance(i, bool) and i >= 0 and i != mask_id:
+                found.setdefault(key, i)
+    if not found:
+        raise ConfigError(
+            f"suppress_special=True but {path} has no tokenizer and its config names no special token ids "
+            f"({', '.join(_SPECIAL_KEYS)}); special tokens such as [CLS]/[SEP]/[PAD]/[UNK] could be generated. "
+            f"Pass suppress_ids=[...] (the ids never to generate), save the tokenizer beside the model, or pass "
+            f"suppress_special=False"
+        )
+    kinds = {"[PAD]": ("pad_token_id",), "[UNK]": ("unk_token_id",), "[CLS]/<s>": ("cls_token_id", "bos_token_id"),
+             "[SEP]/</s>": ("sep_token_id", "eos_token_id")}
+    missing = [name for name, keys in kinds.items() if not any(k in found for k in keys)]
+    if missing:
+        import warnings
+
+        warnings.warn(
+            f"{path} has no tokenizer; suppressing the special ids its config names ({found}), but the config names "
+            f"no id for {', '.join(missing)}, so such tokens can be generated. Pass suppress_ids=[...] to name them "
+            f"or save the tokenizer beside the model",
+            UserWarning,
+            stacklevel=3,
+        )
+    return sorted(set(found.values()))
 
 
 class LLaDADenoiser(HFDenoiser):

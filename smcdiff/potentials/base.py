@@ -30,7 +30,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_number
 from ..proposals.base import ProposalStep
 from ..state import ParticleState
 
@@ -112,7 +112,7 @@ class Potential(ABC):
         return ProductPotential((self, other))
 
     def __pow__(self, beta: float) -> "PowerPotential":
-        return PowerPotential(self, float(beta))
+        return PowerPotential(self, beta)
 
     def at_block_end(self) -> "Potential":
         """This potential, applied only at the step at which a particle completes a block."""
@@ -197,10 +197,8 @@ class PowerPotential(Potential):
     """``G ** beta`` for ``beta >= 0`` (``0 ** 0 = 1``), keeping ``G``'s timing."""
 
     def __init__(self, inner: Potential, beta: float) -> None:
-        if not (beta >= 0.0) or beta == float("inf"):
-            raise ConfigError(f"the exponent of a tempered potential must be finite and >= 0; got {beta}")
+        self.beta = check_number("the exponent of a tempered potential (beta)", beta, low=0.0)
         self.inner = inner
-        self.beta = float(beta)
         self.when = inner.when
 
     def applies(self, step: ProposalStep) -> Tensor:

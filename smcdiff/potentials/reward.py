@@ -24,7 +24,8 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..proposals.base import ProposalStep
-from ..rewards import Decoder
+from ..errors import check_number
+from ..rewards import Decoder, check_decode, count_reward_call
 from ..state import ParticleState
 from .base import Potential
 
@@ -36,9 +37,10 @@ class RewardPotential(Potential):
 
     Args:
         reward: object with ``score(prompts, texts) -> Tensor [R]``.
-        lam: scale of the log potential.
-        decode: ids -> reward input. Default: tuples of ids with masks dropped (no EOS
-            cut: the potential does not know the model); pass
+        lam: scale of the log potential (a finite number).
+        decode: ``decode(ids: list[int], cut_eos: bool = True) -> text`` (checked here; see
+            :func:`~smcdiff.rewards.check_decode`). Default: tuples of ids with masks dropped
+            (no EOS cut: the potential does not know the model); pass
             ``Decoder.for_model(model)`` to decode text and cut at the first EOS.
         fill: ``"candidates"`` or ``"none"``.
         pad_id: id dropped from the decoded prompt.
@@ -46,13 +48,17 @@ class RewardPotential(Potential):
 
     def __init__(self, reward: Any, lam: float = 1.0, decode: Callable | None = None, fill: str = "candidates", pad_id: int | None = None) -> None:
         if not hasattr(reward, "score"):
-            raise ConfigError("reward must have score(prompts, texts)")
+            raise ConfigError(f"reward must have score(prompts, texts); got {type(reward).__name__}")
         if fill not in ("candidates", "none"):
             raise ConfigError(f"fill must be 'candidates' or 'none'; got {fill!r}")
         self.reward = reward
-        self.lam = float(lam)
-        self.decode = decode
+        self.lam = check_number("lam", lam)
+        self.decode = check_decode(decode)
         self.fill = fill
+        if pad_id is not None:
+            from ..errors import check_int
+
+            pad_id = check_int("pad_id", pad_id, minimum=0)
         self.pad_id = pad_id
 
     def canvases(self, step: ProposalStep) -> Tensor:
@@ -80,9 +86,12 @@ class RewardPotential(Potential):
         p = canvas.prompt_length
         prompts = [dec([t for t in row[:p] if self.pad_id is None or t != self.pad_id], cut_eos=False) for row in x]
         texts = [dec(row[p:]) for row in x]
+        count_reward_call(idx[:, 0])
         r = torch.as_tensor(self.reward.score(prompts, texts), dtype=torch.float64).reshape(-1).to(out.device)
         if r.numel() != len(texts):
             raise ConfigError(f"the reward returned {r.numel()} scores for {len(texts)} texts")
+        if bool(torch.isnan(r).any()):
+            raise ConfigError(f"the reward ({type(self.reward).__name__}) returned NaN scores; log potentials must be numbers")
         out[idx[:, 0], idx[:, 1]] = self.lam * r
         return out
 

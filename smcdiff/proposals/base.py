@@ -60,6 +60,8 @@ class ProposalStep:
         block_end: ``[B]`` bool, rows that moved to the next block after this step.
         finished: ``[B]`` bool, rows that are fully generated after this step.
         nfe: ``[B]`` long, denoiser forward passes spent on each row in this step.
+        row_forwards: ``[B]`` long, denoiser rows run for each prompt in this step
+            (particles x passes, doubled by classifier-free guidance); None means ``nfe * N``.
         aux: further named tensors, e.g. ``"logp_proposal"`` ``[B, N, Lb]`` or
             ``"score"`` ``[B, N, Lb]``.
     """
@@ -79,6 +81,7 @@ class ProposalStep:
     finished: Tensor
     nfe: Tensor
     aux: Mapping[str, Tensor] = field(default_factory=dict)
+    row_forwards: Tensor | None = None
 
     @property
     def moved(self) -> Tensor:

@@ -38,15 +38,15 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, ModelOutputError, UndefinedWeightError
+from ..errors import ConfigError, ModelOutputError, UndefinedWeightError, check_int, check_number
 from ..models.base import call_denoiser
 from ..models.cache import KVCache
 from ..state import Canvas, ParticleState
 from .base import Choice, Proposal, ProposalStep, RowRNG
 from .cache import CacheSegment, PrefixCacheStore
 from .schedules import BlockInfo, Schedule
-from .scores import Confidence, Score, UniformRandom
-from .selectors import RandomK, Selector, StepPlan, TopK
+from .scores import Confidence, Margin, Score, UniformRandom
+from .selectors import RandomK, Selector, StepPlan, Threshold, TopK
 from .tokens import Categorical, TokenLogProbs, TokenSampler
 from .transforms import LogitTransform, TransformContext, apply_transforms
 
@@ -137,9 +137,7 @@ class UnmaskingKernel(Proposal):
         self.selector = selector if selector is not None else TopK()
         self.schedule = schedule
         self.score = score if score is not None else Confidence()
-        if block_length is not None and int(block_length) < 1:
-            raise ConfigError(f"block_length must be >= 1; got {block_length}")
-        self.block_length = None if block_length is None else int(block_length)
+        self.block_length = None if block_length is None else check_int("block_length", block_length, minimum=1)
         for name, obj, cls in (
             ("sampler", self.sampler, TokenSampler),
             ("selector", self.selector, Selector),
@@ -156,9 +154,14 @@ class UnmaskingKernel(Proposal):
         for t in self.transforms:
             if not isinstance(t, LogitTransform):
                 raise ConfigError(f"transforms must be LogitTransform objects; got {type(t).__name__}")
-        self.cfg_scale = float(cfg_scale)
-        if self.cfg_scale < 0:
-            raise ConfigError(f"cfg_scale must be >= 0; got {cfg_scale}")
+        self.cfg_scale = check_number("cfg_scale", cfg_scale, low=0.0)
+        if isinstance(self.selector, Threshold) and isinstance(self.score, (Confidence, Margin)):
+            thr = float(self.selector.threshold)
+            if not 0.0 <= thr <= 1.0:
+                raise ConfigError(
+                    f"threshold must lie in [0, 1] with the probability-valued score {self.score!r}; got {thr} "
+                    f"(above 1 nothing but the top position would ever pass, below 0 everything would)"
+                )
         if cache not in (None, "prefix"):
             raise ConfigError(f"cache must be None or 'prefix'; got {cache!r}")
         if cache is not None and self.cfg_scale > 0:
@@ -449,14 +452,28 @@ class UnmaskingKernel(Proposal):
             model=model,
         )
 
-    def _check_finite(self, state: ParticleState, ctx: KernelContext, lp: TokenLogProbs) -> None:
+    def _check_finite(self, state: ParticleState, ctx: KernelContext, lp: TokenLogProbs, logits: Tensor) -> None:
         bad = torch.isnan(lp.model) & ctx.eligible
         if bool(bad.any()):
             n = state.n_particles
             rows = ctx.rows[bad.any(dim=-1).reshape(-1, n).any(dim=1)].tolist()
+            step = int(state.steps[rows[0]]) + 1
+            elig = ctx.eligible[..., None]
+            if bool((torch.isnan(logits) & elig).any()):
+                what = "NaN logits"
+            elif bool((torch.isposinf(logits) & elig).any()):
+                what = "+inf logits"
+            elif bool((torch.isneginf(logits).all(dim=-1) & ctx.eligible).any()):
+                raw_ok = ctx.logits is not None and not bool((torch.isneginf(ctx.logits).all(dim=-1) & ctx.eligible).any())
+                what = (
+                    "logits that are -inf for every token (probability zero everywhere)"
+                    + (" after the sampling transforms" if raw_ok else " (the mask token counted as -inf: a mask is never committed)")
+                )
+            else:
+                what = "logits whose softmax is undefined"
             raise ModelOutputError(
-                f"the model returned NaN (or +inf) logits at masked positions of prompt(s) {rows} "
-                f"(step {int(state.steps[rows[0]]) + 1}); cannot sample from them"
+                f"the model returned {what} at masked positions of prompt(s) {rows} (step {step}); there is no "
+                f"token to sample there"
             )
 
     def _scores(self, samp: Tensor, stage: tuple, tctx: TransformContext, cand: Tensor, lp: TokenLogProbs) -> Tensor:
@@ -482,7 +499,7 @@ class UnmaskingKernel(Proposal):
         tctx = self._tctx(state, model, ctx)
         samp_q = apply_transforms(ctx.logits, self._stage("sampling", False), tctx)
         cand, lp_q = self.sampler.draw(samp_q, rng)
-        self._check_finite(state, ctx, lp_q)
+        self._check_finite(state, ctx, lp_q, samp_q)
         score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q)
         plan = self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, rng, block=ctx.block)
         sd = self.selector.draw(score_q, ctx.eligible, plan, rng)
@@ -500,7 +517,7 @@ class UnmaskingKernel(Proposal):
         tctx = self._tctx(state, model, ctx)
         samp_q = apply_transforms(ctx.logits, self._stage("sampling", False), tctx)
         lp_q = self.sampler.log_prob(samp_q, cand)
-        self._check_finite(state, ctx, lp_q)
+        self._check_finite(state, ctx, lp_q, samp_q)
         score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q)
         if self.schedule.is_random:
             k = (commit & ctx.eligible).sum(dim=-1)
@@ -663,6 +680,7 @@ class UnmaskingKernel(Proposal):
             extra["rank"] = full(rank, torch.full((b, n, lb), -1, dtype=torch.long, device=dev))
         nfe = torch.zeros(b, dtype=torch.long, device=dev)
         nfe[rows] = 1
+        row_forwards = nfe * n * (2 if self.cfg_scale > 0 else 1)
         active = zb.clone()
         active[rows] = True
         return ProposalStep(
@@ -685,5 +703,6 @@ class UnmaskingKernel(Proposal):
             finished=full(finished_a, zb),
             nfe=nfe,
             aux=aux,
+            row_forwards=row_forwards,
         )
 

@@ -27,8 +27,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
-from ..rewards import Decoder
+from ..errors import ConfigError, check_number
+from ..rewards import Decoder, check_decode, count_reward_call
 from .transforms import LogitTransform, TransformContext
 
 __all__ = ["RewardTilt", "ExpClip", "Affine", "Direct", "fill_predictions"]
@@ -43,6 +43,7 @@ class ExpClip:
     r_max: float = 4.0
 
     def __post_init__(self) -> None:
+        check_number("ExpClip lam", self.lam)
         if not (0 < self.r_min <= 1 <= self.r_max):
             raise ConfigError(f"need 0 < r_min <= 1 <= r_max; got {self.r_min}, {self.r_max}")
 
@@ -58,6 +59,7 @@ class Affine:
     r_min: float = 0.05
 
     def __post_init__(self) -> None:
+        check_number("Affine lam", self.lam)
         if not self.r_min > 0:
             raise ConfigError(f"r_min must be > 0; got {self.r_min}")
 
@@ -104,7 +106,9 @@ class RewardTilt(LogitTransform):
         reward: an object with ``score(prompts, texts) -> Tensor [R]``.
         scale: the map from (normalised) reward to scale.
         stage: ``"sampling"`` or ``"score"``.
-        decode: ids -> reward input; default :meth:`Decoder.for_model`.
+        decode: ``decode(ids: list[int], cut_eos: bool = True) -> text`` (checked on
+            construction, see :func:`~smcdiff.rewards.check_decode`); default
+            :meth:`Decoder.for_model`.
         in_target: False (default) makes it a proposal-only tilt.
     """
 
@@ -119,7 +123,10 @@ class RewardTilt(LogitTransform):
         if self.stage not in ("sampling", "score"):
             raise ConfigError(f"stage must be 'sampling' or 'score'; got {self.stage!r}")
         if not hasattr(self.reward, "score"):
-            raise ConfigError("reward must have score(prompts, texts)")
+            raise ConfigError(f"reward must have score(prompts, texts); got {type(self.reward).__name__}")
+        if not callable(self.scale):
+            raise ConfigError(f"scale must be a callable scores -> positive scales, e.g. ExpClip(); got {self.scale!r}")
+        check_decode(self.decode)
 
     def scales(self, ctx: TransformContext) -> Tensor:
         """The per-row scale ``[R]``, computed once per step (one reward call) and cached in ``ctx``."""
@@ -136,6 +143,7 @@ class RewardTilt(LogitTransform):
             prompt_ids = [t for t in row[:p] if pad is None or t != pad]
             prompts.append(dec(prompt_ids, cut_eos=False))
             texts.append(dec(row[p:]))
+        count_reward_call(ctx.rows.repeat_interleave(ctx.n_particles))
         r_raw = torch.as_tensor(self.reward.score(prompts, texts), dtype=torch.float64).reshape(-1)
         if r_raw.numel() != filled.shape[0]:
             raise ConfigError(f"the reward returned {r_raw.numel()} scores for {filled.shape[0]} rows")

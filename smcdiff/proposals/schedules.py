@@ -40,7 +40,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_int, check_number
 from ..state import Canvas
 from .base import RowRNG
 from .selectors import StepPlan
@@ -225,8 +225,7 @@ class EvenSplit(Schedule):
     steps: int
 
     def __post_init__(self) -> None:
-        if int(self.steps) < 1:
-            raise ConfigError(f"steps must be >= 1; got {self.steps}")
+        object.__setattr__(self, "steps", check_int("steps", self.steps, minimum=1))
 
     def steps_per_block(self, canvas: Canvas) -> int:
         if canvas.template:  # an upper bound: rows with fewer windows give each window more steps
@@ -266,7 +265,9 @@ class FixedCounts(Schedule):
     counts_per_step: Sequence[int]
 
     def __post_init__(self) -> None:
-        c = tuple(int(x) for x in self.counts_per_step)
+        if isinstance(self.counts_per_step, (str, bytes)) or not hasattr(self.counts_per_step, "__iter__"):
+            raise ConfigError(f"counts_per_step must be a list of integers >= 0; got {self.counts_per_step!r}")
+        c = tuple(check_int(f"counts_per_step[{i}]", x, minimum=0) for i, x in enumerate(self.counts_per_step))
         if not c:
             raise ConfigError("FixedCounts needs at least one step")
         if any(x < 0 for x in c):
@@ -296,8 +297,7 @@ class PerStep(Schedule):
     k: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.k, bool) or int(self.k) < 1:
-            raise ConfigError(f"k must be an integer >= 1; got {self.k!r}")
+        object.__setattr__(self, "k", check_int("k", self.k, minimum=1))
 
     def steps_per_block(self, canvas: Canvas) -> int:
         return -(-canvas.block_length // int(self.k))
@@ -332,10 +332,8 @@ class DreamSchedule(Schedule):
     eps: float = 1e-3
 
     def __post_init__(self) -> None:
-        if int(self.steps) < 1:
-            raise ConfigError(f"steps must be >= 1; got {self.steps}")
-        if not (0.0 <= float(self.eps) < 1.0):
-            raise ConfigError(f"eps must lie in [0, 1); got {self.eps}")
+        object.__setattr__(self, "steps", check_int("steps", self.steps, minimum=1))
+        check_number("eps", self.eps, low=0.0, high=1.0, high_open=True)
 
     def steps_per_block(self, canvas: Canvas) -> int:
         if canvas.template:  # an upper bound (see EvenSplit)
@@ -420,12 +418,10 @@ class AlphaSchedule(Schedule):
 
     def __post_init__(self) -> None:
         _check_kind(self.kind)
-        if int(self.steps) < 1:
-            raise ConfigError(f"steps must be >= 1; got {self.steps}")
+        object.__setattr__(self, "steps", check_int("steps", self.steps, minimum=1))
         if self.counts not in ("round", "binomial", "none"):
             raise ConfigError(f"counts must be 'round', 'binomial' or 'none'; got {self.counts!r}")
-        if not (0.0 <= float(self.eps) < 1.0):
-            raise ConfigError(f"eps must lie in [0, 1); got {self.eps}")
+        check_number("eps", self.eps, low=0.0, high=1.0, high_open=True)
         if self.counts == "round" and float(self.eps) != 0.0:
             raise ConfigError("counts='round' follows ZHZisZZ/dllm's grid, which has no eps; use eps=0")
         object.__setattr__(self, "is_random", self.counts == "binomial")

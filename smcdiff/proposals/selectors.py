@@ -35,7 +35,7 @@ from typing import Iterable
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_number
 from .base import RowRNG
 
 __all__ = [
@@ -193,8 +193,7 @@ class Threshold(_Deterministic):
     uses_count = False
 
     def __post_init__(self) -> None:
-        if not math.isfinite(float(self.threshold)):
-            raise ConfigError(f"threshold must be finite; got {self.threshold}")
+        check_number("threshold", self.threshold)
 
     def draw(self, scores, eligible, plan, rng):
         ranks = _ranks(_sorted_order(scores, eligible))
@@ -218,8 +217,7 @@ class FactorRule(_Deterministic):
     uses_count = False
 
     def __post_init__(self) -> None:
-        if not float(self.factor) > 0:
-            raise ConfigError(f"factor must be > 0; got {self.factor}")
+        check_number("factor", self.factor, low=0.0, low_open=True)
 
     def draw(self, scores, eligible, plan, rng):
         order = _sorted_order(scores, eligible)
@@ -252,8 +250,7 @@ class EntropyBound(_Deterministic):
     uses_count = False
 
     def __post_init__(self) -> None:
-        if not float(self.gamma) >= 0:
-            raise ConfigError(f"gamma must be >= 0; got {self.gamma}")
+        check_number("gamma", self.gamma, low=0.0)
 
     def draw(self, scores, eligible, plan, rng):
         order = _sorted_order(scores, eligible)
@@ -284,8 +281,7 @@ class PlackettLuce(Selector):
     uses_rank = True
 
     def __post_init__(self) -> None:
-        if not float(self.temperature) > 0:
-            raise ConfigError(f"the Plackett-Luce temperature must be > 0; got {self.temperature}")
+        check_number("the Plackett-Luce temperature (alg_temp)", self.temperature, low=0.0, low_open=True)
 
     def _logits(self, scores: Tensor, eligible: Tensor) -> Tensor:
         return torch.where(eligible, scores.to(torch.float64) / float(self.temperature), NEG_INF)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_int, check_number
 from .base import RowRNG
 
 __all__ = ["TokenLogProbs", "TokenSampler", "Greedy", "Categorical", "GumbelMax", "log_softmax_at", "truncate_logits"]
@@ -91,6 +91,8 @@ def log_softmax_at(logits: Tensor, tokens: Tensor, lse: Tensor | None = None) ->
 
 
 def _check_temperature(t: float) -> float:
+    if isinstance(t, bool) or not isinstance(t, (int, float)) and not hasattr(t, "__float__"):
+        raise ConfigError(f"temperature must be a finite number >= 0; got {t!r}")
     t = float(t)
     if not (0.0 <= t < float("inf")):
         raise ConfigError(f"temperature must be finite and >= 0; got {t}")
@@ -152,10 +154,10 @@ def truncate_logits(z: Tensor, top_p: float | None = None, top_k: int | None = N
 
 
 def _check_truncation(top_p: float | None, top_k: int | None) -> None:
-    if top_p is not None and not (0.0 < float(top_p) <= 1.0):
-        raise ConfigError(f"top_p must lie in (0, 1]; got {top_p}")
-    if top_k is not None and int(top_k) < 1:
-        raise ConfigError(f"top_k must be >= 1; got {top_k}")
+    if top_p is not None:
+        check_number("top_p", top_p, low=0.0, high=1.0, low_open=True)
+    if top_k is not None:
+        check_int("top_k", top_k, minimum=1)
 
 
 class TokenSampler(ABC):
