@@ -78,7 +78,8 @@ def run_antiberty() -> dict:
     greedy = recipes.llada(steps=len(CDR_H3), gen_length=len(CDR_H3), block_length=None, temperature=0.0).infill(
         m, [ids], seed=0)
     sampled = recipes.sr_smc(recipes.llada(steps=len(CDR_H3), gen_length=len(CDR_H3), block_length=None,
-                                           temperature=1.0), n_particles=4).infill(m, [ids], seed=0)
+                                           temperature=1.0), n_particles=4, when="every_step").infill(
+        m, [ids], seed=0)
     return {
         "sha256": _sha(antiberty_dir() / "AntiBERTy_md_smooth" / "pytorch_model.bin"),
         "logits": _logit_summary(m.logits(torch.tensor([m.encode(VH)]))),
