@@ -57,7 +57,7 @@ def test_smc_infills_cdr_h3_without_special_tokens(model):
     template = VH[:i] + "*" * len(CDR_H3) + VH[i + len(CDR_H3):]
     ids = model.encode(template)
     smc = recipes.sr_smc(recipes.llada(steps=len(CDR_H3), gen_length=len(CDR_H3), block_length=None,
-                                       temperature=1.0), n_particles=4)
+                                       temperature=1.0), n_particles=4, when="every_step")
     res = smc.infill(model, [ids], seed=0)
     seqs = res.sequences[0]
     assert seqs.shape == (4, len(ids))

@@ -112,7 +112,8 @@ def test_bert_infills_a_middle_span_with_sr_smc(tmp_path):
     right = tok.convert_tokens_to_ids(["w7", "w8"])
     m = mlm.mask_id
     template = [left + [m] * 4 + right, left[:2] + [m] * 3 + right]
-    smc = recipes.sr_smc(recipes.llada(steps=4, gen_length=4, block_length=None, temperature=1.0), n_particles=4)
+    smc = recipes.sr_smc(recipes.llada(steps=4, gen_length=4, block_length=None, temperature=1.0), n_particles=4,
+                         when="every_step")
     res = smc.infill(mlm, template, seed=0)
     assert not bool((res.sequences == m).any())
     # special tokens ([PAD] [UNK] [CLS] [SEP]) are never generated in the span

@@ -204,7 +204,8 @@ def test_temperature_zero_warns_and_particles_are_identical():
         warnings.simplefilter("error")
         recipes.sr_smc(UnmaskingKernel(Categorical(0.0), RandomK(), EvenSplit(4)), n_particles=4, when="every_step")
     with pytest.warns(UserWarning, match="SMC cannot act"):  # top_k = 1 is greedy at any temperature
-        recipes.sr_smc(UnmaskingKernel(Categorical(1.0, top_k=1), TopK(), EvenSplit(4)), n_particles=4)
+        recipes.sr_smc(UnmaskingKernel(Categorical(1.0, top_k=1), TopK(), EvenSplit(4)), n_particles=4,
+                       when="every_step")
 
 
 def test_sr_smc_keeps_the_base_potentials_and_settings():
