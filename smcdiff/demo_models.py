@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
 
 __all__ = ["models_demo"]
 

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
+from .metrics import order_metrics
 
 __all__ = ["Task", "Method", "Report", "evaluate", "bootstrap_ci", "select_outputs"]
 
@@ -224,8 +225,6 @@ def _run_one(model, task: Task, method: Method, items, seed: int, batch_size: in
             pf += int(sum(int(r.nfe.sum()) for r in res.records)) * res.sequences.shape[1]
         if getattr(res, "reward_calls", None) is not None:
             calls += int(res.reward_calls.sum())
-        from .metrics import order_metrics
-
         gods.extend(order_metrics(res)["god"].mean(axis=1).tolist())
         if bar is not None:
             bar.update(len(chunk))

@@ -10,7 +10,8 @@ from smcdiff import SMC, Categorical, EvenSplit, TopK, UnmaskingKernel
 from smcdiff.eval import Method, evaluate
 from smcdiff.proposals import Margin
 from smcdiff.tasks import sudoku as task
-from smcdiff.tasks.text import TextTask, distinct_n, entropy
+from smcdiff.metrics import unigram_entropy as entropy
+from smcdiff.tasks.text import TextTask, distinct_n
 
 
 def test_sudoku_task_metrics_on_hand_made_grids():

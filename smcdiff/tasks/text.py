@@ -15,11 +15,11 @@ metrics of the chosen continuation:
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from typing import Sequence
 
-__all__ = ["TextTask", "PROMPTS", "entropy", "distinct_n"]
+from ..metrics import unigram_entropy
+
+__all__ = ["TextTask", "PROMPTS", "distinct_n"]
 
 PROMPTS = (
     "And God said,",
@@ -35,13 +35,6 @@ PROMPTS = (
     "Enter",
     "Now is the",
 )
-
-
-def entropy(ids: Sequence[int]) -> float:
-    """Entropy (nats) of the empirical distribution of ``ids`` (0 for an empty sequence)."""
-    c = Counter(int(i) for i in ids)
-    n = sum(c.values())
-    return -sum(v / n * math.log(v / n) for v in c.values()) if n else 0.0
 
 
 def distinct_n(ids: Sequence[int], n: int = 2) -> float:
@@ -108,7 +101,7 @@ class TextTask:
         conts = [self.continuation(model, p, row) for p, row in zip(items, outputs)]
         texts = [self.render(model, c) for c in conts]
         nll = [float(self.scorer.token_nll([t], [p])[0].mean()) for p, t in zip(items, texts)]
-        out = {"nll": nll, "entropy": [entropy(c) for c in conts], "distinct2": [distinct_n(c) for c in conts]}
+        out = {"nll": nll, "entropy": [unigram_entropy(c) for c in conts], "distinct2": [distinct_n(c) for c in conts]}
         for k, r in self.rewards.items():
             out[k] = [float(v) for v in r.score(list(items), texts)]
         return out

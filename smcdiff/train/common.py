@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["rng_state", "set_rng_state", "atomic_save", "lr_schedule"]
+__all__ = ["rng_state", "set_rng_state", "atomic_save", "lr_schedule", "pyplot", "save_figure", "publish_curve"]
 
 
 def rng_state(gen: torch.Generator) -> dict:
@@ -45,3 +46,36 @@ def lr_schedule(step: int, lr: float, warmup: int, decay_steps: int = 0, decay_f
         frac = min(1.0, (step - decay_from) / decay_steps)
         out = min(out, min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * frac)))
     return out
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (training runs headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, png_path: Path) -> None:
+    """Write ``fig`` to ``png_path`` through a temporary file (a reader never sees a half-written PNG) and close it."""
+    tmp = png_path.with_name(png_path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    pyplot().close(fig)
+    tmp.replace(png_path)
+
+
+def publish_curve(plot, csv_path: Path, png_path: Path, docs: str, stem: str) -> None:
+    """Redraw the training curve with ``plot(csv_path, png_path)`` and copy the CSV and PNG to
+    ``docs/<stem>.csv|.png`` (``docs=''``: no copy). A failure is printed, never raised: plotting
+    must not stop training."""
+    try:
+        plot(csv_path, png_path)
+        if docs:
+            d = Path(docs)
+            d.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(csv_path, d / f"{stem}.csv")
+            shutil.copyfile(png_path, d / f"{stem}.png")
+    except Exception as e:
+        print(f"[warn] plot failed: {e}", flush=True)

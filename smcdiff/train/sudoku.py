@@ -37,9 +37,7 @@ import argparse
 import csv
 import json
 import math
-import os
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -51,7 +49,8 @@ import torch.nn.functional as F
 
 from ..models.sudoku_net import SudokuDenoiser, SudokuNet, SudokuNetConfig
 from ..tasks import sudoku as task
-from .common import atomic_save as _atomic_save, lr_schedule, rng_state as _rng_state, set_rng_state as _set_rng_state
+from .common import atomic_save as _atomic_save, lr_schedule, publish_curve, pyplot, save_figure
+from .common import rng_state as _rng_state, set_rng_state as _set_rng_state
 
 ORDERS = ("margin", "top_prob", "random")
 CSV_FIELDS = [
@@ -263,11 +262,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def plot_curve(csv_path: Path, png_path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = list(csv.DictReader(open(csv_path)))
     if not rows:
         return
@@ -288,10 +283,7 @@ def plot_curve(csv_path: Path, png_path: Path) -> None:
     ax[1].legend(fontsize=8)
     fig.suptitle("Sudoku MDM training (one cell per step, arg-max digit)")
     fig.tight_layout()
-    tmp = png_path.with_name(png_path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(png_path)
+    save_figure(fig, png_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,15 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 den.save_pretrained(PKG_WEIGHTS, "sudoku")
             net.train()
             print(f"[best] step {step}: saved (val margin {best:.3f})", flush=True)
-        try:
-            plot_curve(csv_path, png_path)
-            if args.docs:
-                d = Path(args.docs)
-                d.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(csv_path, d / "sudoku_curve.csv")
-                shutil.copyfile(png_path, d / "sudoku_curve.png")
-        except Exception as e:  # plotting must never stop training
-            print(f"[warn] plot failed: {e}", flush=True)
+        publish_curve(plot_curve, csv_path, png_path, args.docs, "sudoku_curve")
 
     net.train()
     t_start = time.time()

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -33,15 +31,9 @@ import torch
 PROMPTS = ("And God said,", "ROMEO.\n", "Blessed are the", "KING.\nMy lords,")
 
 
-def sample_entropy(ids: Sequence[int]) -> float:
-    """Entropy (nats) of the empirical token distribution of one sample."""
-    c = Counter(int(i) for i in ids)
-    n = sum(c.values())
-    return -sum(v / n * math.log(v / n) for v in c.values())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from .. import recipes
+    from ..metrics import unigram_entropy
     from ..models import load
     from ..models.text_mdlm import EOS_ID, TextMDLM
     from ..scoring import CausalLMScorer, gen_ppl
@@ -99,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for k in ("mdlm", "heldout", "shuffled", "unigram"):
         keep = [t for t in texts[k] if t.strip()]
         r = gen_ppl(keep, scorer)
-        ent = float(np.mean([sample_entropy(ids) for ids in sets[k]]))
+        ent = float(np.mean([unigram_entropy(ids) for ids in sets[k]]))
         table[k] = {"gen_ppl": round(r.ppl, 2), "ci95": [round(r.ci[0], 2), round(r.ci[1], 2)],
                     "n_texts": r.n_texts, "scorer_tokens": r.n_tokens, "entropy": round(ent, 3)}
         print(f"{k:9s} Gen-PPL {r}  entropy {ent:.2f}", flush=True)

@@ -32,7 +32,6 @@ import csv
 import json
 import math
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -45,7 +44,7 @@ import torch.nn.functional as F
 from ..models.llada_arch import SMCDiffLLaDAConfig, SMCDiffLLaDAModel
 from ..models.text_mdlm import EOS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, TextMDLM, make_tokenizer
 from . import text_corpus
-from .common import atomic_save, lr_schedule, rng_state, set_rng_state
+from .common import atomic_save, lr_schedule, publish_curve, pyplot, rng_state, save_figure, set_rng_state
 
 PKG_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 REPO_DOCS = Path(__file__).resolve().parent.parent.parent / "docs" / "models"
@@ -114,11 +113,7 @@ def validate(model, val_x: torch.Tensor, val_t: torch.Tensor, val_u: torch.Tenso
 
 
 def plot_curve(csv_path: Path, png_path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = list(csv.DictReader(open(csv_path)))
     if not rows:
         return
@@ -133,10 +128,7 @@ def plot_curve(csv_path: Path, png_path: Path) -> None:
     ax.legend()
     ax.set_title("text MDLM training (KJV + Shakespeare)")
     fig.tight_layout()
-    tmp = png_path.with_name(png_path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(png_path)
+    save_figure(fig, png_path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,15 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 den.save(PKG_WEIGHTS, "text-mdlm")
             model.train()
             print(f"[best] step {step} saved", flush=True)
-        try:
-            plot_curve(csv_path, png_path)
-            if args.docs:
-                d = Path(args.docs)
-                d.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(csv_path, d / "text-mdlm_curve.csv")
-                shutil.copyfile(png_path, d / "text-mdlm_curve.png")
-        except Exception as e:  # plotting never stops training
-            print(f"[warn] plot failed: {e}", flush=True)
+        publish_curve(plot_curve, csv_path, png_path, args.docs, "text-mdlm_curve")
 
     max_steps = args.max_steps or args.total_steps
     n_starts = train_stream.numel() - args.seq_len
