@@ -32,6 +32,7 @@ B ints or B distinct generators; everything else is refused).
 from __future__ import annotations
 
 import inspect
+import logging
 import numbers
 import warnings
 from dataclasses import dataclass, replace
@@ -51,6 +52,8 @@ from .results import Genealogy, SMCResult, StepRecord
 from .rewards import reward_tally
 from .state import Canvas, ParticleState, template_layout
 from .weights import Weights
+
+_log = logging.getLogger("smcdiff")
 
 __all__ = ["SMC", "SMCState", "SEED_RULE", "row_seeds", "make_generators", "prepare_prompts", "prepare_templates"]
 
@@ -440,6 +443,16 @@ class SMCState:
         return bool(self.particles.done.all())
 
 
+def _progress_bar(progress: bool, state: "SMCState"):
+    """A tqdm bar on stderr (``progress=True``) counting steps, with the smallest ESS, the number of
+    resampling events and the finished particles; or None."""
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(desc="smcdiff", unit="step", leave=False, dynamic_ncols=True)
+
+
 class SMC:
     """Sequential Monte Carlo over unmasking trajectories.
 
@@ -789,6 +802,7 @@ class SMC:
         *,
         batch_size: int | None = None,
         attention_mask: Tensor | None = None,
+        progress: bool = False,
     ) -> SMCResult:
         """Generate ``gen_length`` tokens after each prompt; return an :class:`~smcdiff.results.SMCResult`.
 
@@ -803,9 +817,12 @@ class SMC:
         generator shared by two prompts raise :class:`~smcdiff.errors.ConfigError`.
         Prompts must be a ``[B, P]`` integer tensor or a list of B lists of ``int`` token
         ids (a flat list, a string or a float id is refused, never truncated).
+        ``progress=True`` shows a progress bar (tqdm, on stderr) with the step, the
+        smallest ESS and the resampling events; the ``smcdiff`` logger reports each
+        step and the totals at DEBUG level.
         """
         state = self.init(model, prompts, gen_length, seed, batch_size=batch_size, attention_mask=attention_mask)
-        return self._loop(model, state)
+        return self._loop(model, state, progress)
 
     @torch.no_grad()
     def infill(
@@ -814,6 +831,7 @@ class SMC:
         templates: Tensor | Sequence[Sequence[int]],
         seed: int | Sequence[int] | Sequence[torch.Generator] = 0,
         attention_mask: Tensor | None = None,
+        progress: bool = False,
     ) -> SMCResult:
         """Fill the masked positions of templates; return an :class:`~smcdiff.results.SMCResult`.
 
@@ -825,19 +843,41 @@ class SMC:
         block's masked positions. ``result.sequences`` are the filled templates and
         ``result.commit_step`` / the order metrics are in the template's positions.
         The weights satisfy the same identities as for :meth:`run`. ``seed`` follows the
-        same rule as for :meth:`run` (:data:`SEED_RULE`).
+        same rule as for :meth:`run` (:data:`SEED_RULE`); ``progress`` as for :meth:`run`.
         """
         state = self.init_template(model, templates, seed, attention_mask=attention_mask)
-        return self._loop(model, state)
+        return self._loop(model, state, progress)
 
-    def _loop(self, model, state: SMCState) -> SMCResult:
+    def _loop(self, model, state: SMCState, progress: bool = False) -> SMCResult:
         records: list[StepRecord] = []
         limit = self.max_steps(state.particles.canvas)
-        while not state.done:
-            if state.t >= limit:
-                raise ConfigError(f"the sampler did not finish within {limit} steps")
-            state, rec = self.step(model, state)
-            records.append(rec)
+        bar = _progress_bar(progress, state)
+        debug = _log.isEnabledFor(logging.DEBUG)
+        n_resampled = 0
+        try:
+            while not state.done:
+                if state.t >= limit:
+                    raise ConfigError(f"the sampler did not finish within {limit} steps")
+                state, rec = self.step(model, state)
+                records.append(rec)
+                if bar is not None or debug:
+                    res = rec.resampled.nonzero().flatten().tolist()
+                    n_resampled += len(res)
+                    ess = float(rec.ess_before.min())
+                    done = state.particles.done
+                    if debug:
+                        _log.debug("step %d: min ESS %.2f of %d, resampled prompts %s, finished particles %d/%d",
+                                   rec.step, ess, self.n_particles, res, int(done.sum()), done.numel())
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix_str(f"ESS min {ess:.2f}/{self.n_particles}, resampled {n_resampled}, "
+                                            f"finished {int(done.sum())}/{done.numel()}", refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+        if debug:
+            _log.debug("finished in %d steps, %d resampling events", len(records),
+                      sum(int(r.resampled.sum()) for r in records))
         return self.result(state, records)
 
     def result(self, state: SMCState, records: Sequence[StepRecord]) -> SMCResult:

@@ -310,6 +310,31 @@ class SMCResult:
         seqs = torch.gather(self.sequences, 1, idx[..., None].expand(-1, -1, self.sequences.shape[-1]))
         return seqs, idx
 
+    def save(self, path, meta: dict | None = None):
+        """Write this result to ``path`` (``.safetensors``, no pickle; see :mod:`smcdiff.io`); returns the path.
+
+        ``meta`` (JSON-serialisable) is stored beside the tensors, e.g. the run record
+        of :mod:`smcdiff.runs` that replays the run.
+        """
+        from .io import save_result
+
+        return save_result(self, path, meta)
+
+    @classmethod
+    def load(cls, path) -> "SMCResult":
+        """The result saved at ``path`` by :meth:`save`, every tensor bit for bit (``smcdiff.io.load_result``
+        also returns the stored ``meta``)."""
+        from .io import load_result
+
+        return load_result(path)[0]
+
+    def to_dict(self, decode=None) -> dict:
+        """A JSON-ready summary (sequences, normalised weights, log Z, NFE, ESS, compute counters; with
+        ``decode(ids) -> str`` the texts): :func:`smcdiff.io.result_to_dict`."""
+        from .io import result_to_dict
+
+        return result_to_dict(self, decode)
+
     def per_prompt(self, b: int) -> "SMCResult":
         """The result restricted to prompt ``b`` (a batch of one)."""
         b = check_int("b (prompt index)", b)

@@ -98,7 +98,9 @@ class CausalLMScorer:
         d, gguf = smollm2_path()
         tok = AutoTokenizer.from_pretrained(str(d), gguf_file=gguf)
         model = AutoModelForCausalLM.from_pretrained(str(d), gguf_file=gguf, dtype=torch.float32)
-        return cls(model, tok)
+        scorer = cls(model, tok)
+        scorer._spec_ref = "smollm2"  # written as {ref: smollm2} in sampler specs (smcdiff.spec)
+        return scorer
 
     @property
     def device(self) -> torch.device:
@@ -246,6 +248,7 @@ class ProfanityReward:
             from profanity_check import predict_prob
 
         self._predict = predict_prob
+        self.direction = direction
         self.sign = -1.0 if direction == "clean" else 1.0
 
     def score(self, prompts, texts) -> Tensor:

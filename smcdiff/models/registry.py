@@ -65,7 +65,19 @@ def _antiberty_files() -> list[Path]:
     return [antiberty_dir() / "AntiBERTy_md_smooth" / "pytorch_model.bin"]
 
 
+def _load_toy(spec: ModelSpec, device, dtype):
+    from .toy import ToyDenoiser
+
+    return ToyDenoiser.random(4, 6, seed=0)
+
+
 REGISTRY: dict[str, ModelSpec] = {
+    "toy": ModelSpec(
+        name="toy",
+        description="exact toy model: a random joint table over 4 tokens x 6 positions (Dirichlet(1), seed 0), "
+                    "mask id 4, no tokenizer (give token ids); every quantity is enumerable",
+        loader=_load_toy,
+    ),
     "sudoku": ModelSpec(
         name="sudoku",
         description="9x9 Sudoku masked-diffusion denoiser (peer-attention transformer, 81 cell tokens, mask id 9)",
@@ -120,11 +132,37 @@ def available() -> list[dict[str, Any]]:
     return rows
 
 
-def load(name: str, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
-    """The registered model ``name`` as a ready Denoiser (eval mode, offline)."""
-    spec = REGISTRY.get(name)
+FAMILIES = ("llada", "dream", "mlm")
+
+
+def load(name: str, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+         family: str | None = None):
+    """A ready Denoiser (eval mode, offline): a registered model by ``name``, or a local checkpoint directory.
+
+    For a directory (a transformers ``save_pretrained`` checkpoint), ``family`` says
+    which adapter wraps it: ``"llada"`` (:class:`~smcdiff.models.hf.LLaDADenoiser`),
+    ``"dream"`` (:class:`~smcdiff.models.hf.DreamDenoiser`) or ``"mlm"`` (a BERT-style
+    masked LM, :class:`~smcdiff.models.hf.MaskedLMDenoiser`). ``dtype`` casts the weights.
+    """
+    if not isinstance(name, (str, Path)):
+        raise ConfigError(f"model must be a registered name or a checkpoint directory; got {type(name).__name__}")
+    if family is not None and family not in FAMILIES:
+        raise ConfigError(f"family must be one of {FAMILIES}; got {family!r}")
+    spec = REGISTRY.get(str(name))
     if spec is None:
-        raise ConfigError(f"unknown model {name!r}; available: {sorted(REGISTRY)}")
+        path = Path(name)
+        if path.is_dir():
+            if family is None:
+                raise ConfigError(f"model {str(name)!r} is a checkpoint directory: say which adapter wraps it with "
+                                  f"family= (one of {FAMILIES})")
+            from .hf import DreamDenoiser, LLaDADenoiser, MaskedLMDenoiser
+
+            cls = {"llada": LLaDADenoiser, "dream": DreamDenoiser, "mlm": MaskedLMDenoiser}[family]
+            return cls.from_pretrained(str(path), device=device, dtype=dtype)
+        raise ConfigError(f"unknown model {str(name)!r}: neither a registered name ({sorted(REGISTRY)}) nor a "
+                          f"checkpoint directory")
+    if family is not None:
+        raise ConfigError(f"family applies to checkpoint directories, not to the registered model {name!r}")
     if not _installed(spec):
         missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
         hint = f" (pip install 'smcdiff[{spec.extra}]')" if spec.extra else ""

@@ -27,11 +27,14 @@ files are identical on every machine and Python version that keeps
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import sys
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
+
+_log = logging.getLogger("smcdiff.sudoku_gen")
 
 __all__ = [
     "UNITS",
@@ -434,7 +437,7 @@ def generate_splits(
             rows.append((to_str(puz), s_sol))
             st[LEVEL_NAMES[lv]] += 1
             if verbose and len(rows) % 100 == 0:
-                print(f"  {name}: {len(rows)}/{size} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+                _log.info("%s: %d/%d (%.0f s)", name, len(rows), size, time.time() - t0)
         splits[name] = rows
         stats[name] = st
     return splits, stats
@@ -446,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     splits, stats = generate_splits(verbose=True)
     for name, rows in splits.items():
         (out / f"{name}.txt").write_text("".join(f"{p} {s}\n" for p, s in rows))

