@@ -61,9 +61,11 @@ class FKSteering(Potential):
         reward: object with ``score(prompts, texts) -> Tensor [R]``.
         lam: tilt of the target ``exp(lam * R)``; a finite number.
         potential: ``"difference"``, ``"max"`` or ``"sum"``.
-        start, end, every: the window of steps at which intermediate rewards are used
-            (``end=None``: no upper limit).
-        decode, pad_id: as for :class:`~smcdiff.potentials.reward.RewardPotential`.
+        start: first step at which intermediate rewards are used.
+        end: last such step (``None``: no upper limit).
+        every: use the reward every ``every`` steps from ``start``.
+        decode: as for :class:`~smcdiff.potentials.reward.RewardPotential`.
+        pad_id: as for :class:`~smcdiff.potentials.reward.RewardPotential`.
     """
 
     def __init__(self, reward: Any, lam: float = 1.0, potential: str = "difference", start: int = 1,
