@@ -50,7 +50,8 @@ from .proposals import (
 from .proposals.reward_tilt import ExpClip, RewardTilt
 from .proposals.tokens import TokenSampler
 
-__all__ = ["llada", "dream", "fast_dllm", "mdlm", "eb_sampler", "sr_smc", "rws", "build", "RECIPES", "token_sampler"]
+__all__ = ["llada", "dream", "fast_dllm", "mdlm", "eb_sampler", "sr_smc", "rws", "learned_policy", "build", "RECIPES",
+           "token_sampler"]
 
 
 def token_sampler(temperature: float, sampler: str = "categorical", top_p: float | None = None, top_k: int | None = None) -> TokenSampler:
@@ -444,6 +445,39 @@ def rws(
     return _smc(kernel, gen_length, n_particles, potentials, resampling, max_rows)
 
 
+def learned_policy(
+    policy: str,
+    gen_length: int = 128,
+    block_length: int | None = None,
+    mode: str = "bernoulli",
+    policy_temperature: float = 1.0,
+    beta: float = 1.0,
+    fallback: bool = True,
+    stop_logit: float = 0.0,
+    tokens: str = "greedy",
+    temperature: float = 1.0,
+    n_particles: int = 1,
+    potentials: Sequence[Potential] = (),
+    resampling: ResamplingPolicy | None = None,
+    max_rows: int | None = None,
+) -> SMC:
+    """A learned unmasking policy (arXiv 2512.09106) as the selector: :func:`smcdiff.proposals.learned.policy_kernel`.
+
+    ``policy``: a shipped policy name (``smcdiff.proposals.learned.available_policies()``) or a saved
+    policy's path. ``mode="bernoulli"`` (independent commits, ``fallback``: at least one) or ``"dpls"``
+    (dynamic Plackett-Luce with STOP); ``policy_temperature`` divides the policy's logits, ``beta`` scales
+    its probabilities at test time. Tokens are the model's arg-max (``tokens="greedy"``, the paper) or
+    drawn at ``temperature`` (``"sample"``). The policy reports the exact probability of its action, so
+    with ``potentials`` and ``n_particles > 1`` this is SMC whose weights are the potentials only.
+    """
+    from .proposals.learned import policy_kernel
+
+    kernel = policy_kernel(policy, mode=mode, temperature=policy_temperature, beta=beta, fallback=fallback,
+                           stop_logit=stop_logit, block_length=block_length, tokens=tokens,
+                           token_temperature=temperature)
+    return _smc(kernel, gen_length, n_particles, potentials, resampling, max_rows)
+
+
 RECIPES: dict[str, Callable[..., SMC]] = {
     "llada": llada,
     "dream": dream,
@@ -452,6 +486,7 @@ RECIPES: dict[str, Callable[..., SMC]] = {
     "eb_sampler": eb_sampler,
     "sr_smc": sr_smc,
     "rws": rws,
+    "learned_policy": learned_policy,
 }
 
 

@@ -82,9 +82,12 @@ def test_text_prompt_on_the_shipped_text_model(capsys):
 
 def test_checkpoint_directory_with_family(tmp_path, capsys):
     tiny_llada(seed=1).save_pretrained(tmp_path / "ckpt")
-    assert main(["generate", "--model", str(tmp_path / "ckpt"), "--family", "llada", "--recipe", "llada",
-                 "--steps", "4", "--gen-length", "4", "--block-length", "4", "--prompt-ids", "5 6 7", "-q"]) == 0
-    assert len(json.loads(capsys.readouterr().out)["sequences"][0]) == 7
+    p = _cli("generate", "--model", str(tmp_path / "ckpt"), "--family", "llada", "--recipe", "sr_smc", "--base",
+             "{recipe: llada, options: {steps: 4, gen_length: 4, block_length: 4, temperature: 1.0}}",
+             "--n-particles", "2", "--when", "every_step", "--prompt-ids", "5 6 7", "--save-run",
+             str(tmp_path / "run"), "-q")
+    assert len(json.loads(p.stdout)["sequences"][0]) == 7
+    assert json.loads(_cli("replay", str(tmp_path / "run.safetensors"), "-q").stdout)["identical_sequences"]
     assert main(["generate", "--model", str(tmp_path / "ckpt"), "--recipe", "llada", "--prompt-ids", "5", "-q"]) == 2
     assert "family" in capsys.readouterr().err
 

@@ -52,6 +52,15 @@ def _toy_recipe(name: str) -> SMC:
         return recipes.dream(steps=4, temperature=1.0, **small)
     if name == "mdlm":
         return recipes.mdlm(steps=4, **small)
+    if name == "learned_policy":
+        import tempfile
+
+        from smcdiff.proposals.learned import UnmaskingPolicyNet
+
+        d = tempfile.mkdtemp()
+        torch.manual_seed(0)
+        UnmaskingPolicyNet().save(d, "pol")
+        return recipes.learned_policy(f"{d}/pol", tokens="sample", n_particles=2, **small)
     return recipes.build(name, temperature=1.0, block_length=4, **small)
 
 

@@ -6,7 +6,8 @@ from .kernel import KernelContext, UnmaskingKernel
 from .reward_tilt import Affine, Direct, ExpClip, RewardTilt
 from .schedules import (AdaptiveSteps, AlphaSchedule, BlockInfo, DreamSchedule, EvenSplit, FixedCounts, PerStep, Schedule,
                         even_split_counts)
-from .scores import Confidence, Margin, NegEntropy, Score, ScoreFn, UniformRandom
+from .learned import PolicyBernoulli, PolicyPlackettLuce, UnmaskingPolicyNet, load_policy, policy_kernel
+from .scores import Confidence, Margin, NegEntropy, Score, ScoreFn, TopProbability, UniformRandom
 from .selectors import (
     Ancestral,
     EntropyBound,
@@ -43,6 +44,7 @@ __all__ = [
     "Score",
     "Confidence",
     "Margin",
+    "TopProbability",
     "NegEntropy",
     "UniformRandom",
     "ScoreFn",
@@ -72,4 +74,9 @@ __all__ = [
     "ExpClip",
     "Affine",
     "Direct",
+    "UnmaskingPolicyNet",
+    "PolicyBernoulli",
+    "PolicyPlackettLuce",
+    "policy_kernel",
+    "load_policy",
 ]

@@ -501,7 +501,8 @@ class UnmaskingKernel(Proposal):
         cand, lp_q = self.sampler.draw(samp_q, rng)
         self._check_finite(state, ctx, lp_q, samp_q)
         score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q)
-        plan = self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, rng, block=ctx.block)
+        plan = self._timed(state, ctx, self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, rng,
+                                                          block=ctx.block))
         sd = self.selector.draw(score_q, ctx.eligible, plan, rng)
         return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, sd.commit, sd.log_prob, sd.rank)
 
@@ -524,8 +525,16 @@ class UnmaskingKernel(Proposal):
             plan = StepPlan(k=k, p=self.schedule.probs(state.canvas, ctx.block_step, block=ctx.block))
         else:
             plan = self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, block=ctx.block)
+        plan = self._timed(state, ctx, plan)
         sel_lp = self.selector.log_prob(score_q, ctx.eligible, plan, commit, rank)
         return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank)
+
+    def _timed(self, state: ParticleState, ctx: KernelContext, plan: StepPlan) -> StepPlan:
+        """``plan`` with ``time`` = steps taken / canvas length per row, for selectors that read it."""
+        if not getattr(self.selector, "needs_time", False):
+            return plan
+        t = state.steps[ctx.rows].to(torch.float64).repeat_interleave(state.n_particles) / state.canvas.gen_length
+        return replace(plan, time=t)
 
     # ------------------------------------------------------------------ weights and state update
     def _finish(self, state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank):

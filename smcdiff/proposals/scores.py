@@ -11,6 +11,7 @@ score               value at position i
 ==================  ===================================================================
 ``Confidence``      ``p(x_hat_i)`` (LLaDA ``low_confidence``, Dream ``maskgit_plus``)
 ``Margin``          top-1 minus top-2 probability (Dream ``topk_margin``, Kim et al.)
+``TopProbability``  ``max_v p_v`` whatever the candidate (the learned policies' input)
 ``NegEntropy``      ``sum_v p_v log p_v`` (Dream ``entropy``; EB-sampler's proxy)
 ``UniformRandom``   uniform noise; only with ``TopK``, where it is ``RandomK``
 ``ScoreFn(f)``      any user function ``f(logits, candidates, logp) -> [R, Lb]``
@@ -32,7 +33,7 @@ from torch import Tensor
 
 from .tokens import TokenLogProbs, TokenSampler, _lse
 
-__all__ = ["Score", "Confidence", "Margin", "NegEntropy", "UniformRandom", "ScoreFn"]
+__all__ = ["Score", "Confidence", "Margin", "TopProbability", "NegEntropy", "UniformRandom", "ScoreFn"]
 
 
 class Score(ABC):
@@ -74,6 +75,18 @@ class Margin(Score):
         top2 = torch.topk(z, 2, dim=-1).values.to(torch.float64)
         p = torch.exp(top2 - lse[..., None])
         return p[..., 0] - p[..., 1]
+
+
+@dataclass(frozen=True)
+class TopProbability(Score):
+    """The largest token probability at each position, ``max_v p_v`` (equal to ``Confidence`` with greedy
+    tokens; independent of the candidate when tokens are sampled)."""
+
+    tempered: bool = False
+
+    def __call__(self, logits, candidates, logp, sampler):
+        z = _dist_logits(logits, sampler, self.tempered)
+        return torch.exp(z.max(dim=-1).values.to(torch.float64) - _lse(z))
 
 
 @dataclass(frozen=True)

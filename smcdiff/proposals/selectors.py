@@ -63,10 +63,14 @@ class StepPlan:
         k: number of positions to commit (long).
         p: probability that a masked position is committed (float64), for
             ancestral selection; None when the schedule does not define it.
+        time: steps the prompt has taken so far divided by the canvas length
+            (float64), filled in by the kernel for selectors with ``needs_time``
+            (learned policies); None otherwise.
     """
 
     k: Tensor
     p: Tensor | None = None
+    time: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ class Selector(ABC):
     uses_rank: bool = False
     #: False when the choice ignores the scores (uniform or independent selection).
     uses_scores: bool = True
+    #: True when the selector reads ``plan.time`` (the kernel then fills it in).
+    needs_time: bool = False
 
     @abstractmethod
     def draw(self, scores: Tensor, eligible: Tensor, plan: StepPlan, rng: RowRNG) -> SelectorDraw:

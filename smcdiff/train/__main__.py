@@ -2,7 +2,8 @@
 
 Models: ``sudoku`` (train; see :mod:`smcdiff.train.sudoku`), ``sudoku-eval``
 (accuracy table of saved weights on the test splits), ``text-mdlm`` (train; see
-:mod:`smcdiff.train.text_mdlm`), ``text-mdlm-eval`` (samples and Gen-PPL against baselines).
+:mod:`smcdiff.train.text_mdlm`), ``text-mdlm-eval`` (samples and Gen-PPL against baselines),
+``policy`` (a learned unmasking policy for the Sudoku model, GRPO; :mod:`smcdiff.train.policy`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ COMMANDS = {
     "sudoku-eval": ("smcdiff.train.sudoku", "eval_main"),
     "text-mdlm": ("smcdiff.train.text_mdlm", "main"),
     "text-mdlm-eval": ("smcdiff.train.text_eval", "main"),
+    "policy": ("smcdiff.train.policy", "main"),
+    "policy-eval": ("smcdiff.train.policy_eval", "main"),
 }
 
 
