@@ -1,4 +1,9 @@
-"""``SMC.run`` (prompt + suffix) reproduces, bit for bit, the outputs stored before infilling landed.
+"""``SMC.run`` (prompt + suffix) reproduces the outputs stored before infilling landed.
+
+Integer and boolean outputs (tokens, commit steps, ancestors, NFE) must be equal bit for bit; floating
+outputs (log-probabilities, weights, log Z) to 1e-6 relative: the tiny LLaDA's float32 forward passes
+round differently on different CPUs (vector widths of the BLAS kernels), which changes the last bits of
+the log-probabilities and nothing else.
 
 The stored file (tests/data/golden_run.safetensors) was written by ``tests/golden_run_cases.py`` at
 commit 2dcb83d; every recipe runs on a toy model and on a tiny LLaDA (left-padded prompts, prefix cache, CFG).
@@ -19,7 +24,11 @@ def test_run_matches_stored_outputs(name):
     for field, value in ours.items():
         ref = STORED[f"{name}::{field}"]
         assert value.dtype == ref.dtype and value.shape == ref.shape, (name, field)
-        assert torch.equal(value, ref), f"{name}: {field} differs from the stored pre-infilling output"
+        if value.dtype.is_floating_point:
+            assert torch.allclose(value, ref, rtol=1e-6, atol=1e-9, equal_nan=True), (
+                f"{name}: {field} differs from the stored pre-infilling output")
+        else:
+            assert torch.equal(value, ref), f"{name}: {field} differs from the stored pre-infilling output"
 
 
 def test_every_case_is_stored():

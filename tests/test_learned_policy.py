@@ -189,3 +189,22 @@ def test_short_grpo_run_on_a_toy_task_raises_mean_reward():
         grpo_step(net.train(), opt, ro, group=8)
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert last > first + 0.15, (first, last)  # stated margin: +0.15 of mean reward in 30 rounds
+
+
+def test_shipped_policies_load_offline_by_name():
+    from smcdiff import recipes
+    from smcdiff.models import load
+    from smcdiff.proposals.learned import _weights_dir, available_policies, load_policy
+
+    names = available_policies()
+    assert {"sudoku-a0.3", "sudoku-a1", "sudoku-a3"} <= set(names)
+    for name in ("sudoku-a0.3", "sudoku-a1", "sudoku-a3"):
+        assert (_weights_dir() / f"policy-{name}.safetensors").stat().st_size <= 2 * 2**20
+        net = load_policy(name)
+        assert net.meta["command"].startswith("python -m smcdiff.train policy --alpha")
+    sudoku = load("sudoku")
+    puzzle = "530070000600195000098000060800060003400803001700020006060000280000419005000080079"
+    res = recipes.learned_policy("sudoku-a1", gen_length=81).infill(sudoku, [sudoku.encode(puzzle)], seed=0)
+    grid = sudoku.decode(res.sequences[0, 0])
+    assert "0" not in grid and all(g == p for g, p in zip(grid, puzzle) if p != "0")
+    assert 1 <= int(res.nfe[0]) <= 51

@@ -530,11 +530,23 @@ class UnmaskingKernel(Proposal):
         return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank)
 
     def _timed(self, state: ParticleState, ctx: KernelContext, plan: StepPlan) -> StepPlan:
-        """``plan`` with ``time`` = steps taken / canvas length per row, for selectors that read it."""
+        """``plan`` with ``time`` (steps taken / canvas length) and ``view`` (the whole canvas: top-1
+        probabilities, mask bits, block positions) per row, for selectors that read them (``needs_time``)."""
         if not getattr(self.selector, "needs_time", False):
             return plan
-        t = state.steps[ctx.rows].to(torch.float64).repeat_interleave(state.n_particles) / state.canvas.gen_length
-        return replace(plan, time=t)
+        n = state.n_particles
+        if ctx.full_logits is None:
+            raise ConfigError("a learned policy reads the whole canvas; it cannot run with cache='prefix'")
+        t = state.steps[ctx.rows].to(torch.float64).repeat_interleave(n) / state.canvas.gen_length
+        z = ctx.full_logits.float()
+        mid = int(state.canvas.mask_id)
+        if 0 <= mid < z.shape[-1]:
+            z = z.clone()
+            z[..., mid] = NEG_INF
+        conf = torch.exp(z.max(dim=-1).values.to(torch.float64) - torch.logsumexp(z.to(torch.float64), dim=-1))
+        masked = ctx.tokens == mid
+        pos = ctx.positions.repeat_interleave(n, dim=0)
+        return replace(plan, time=t, view=(conf, masked, pos))
 
     # ------------------------------------------------------------------ weights and state update
     def _finish(self, state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank):

@@ -25,12 +25,12 @@ stochastic selector (the kernel is then its own reference; see :mod:`smcdiff.eng
   none is left; ``log q`` is that of the ordered draw (recorded in ``rank``), exact on the
   extended space of ordered choices as for :class:`~smcdiff.proposals.PlackettLuce`.
 
-The policy's inputs come from the kernel: the score must be
-:class:`~smcdiff.proposals.scores.TopProbability` (the model's top-1 probability,
-the paper's "confidence"), and ``plan.time`` is filled in by the kernel. In
-semi-autoregressive mode the policy sees the block's positions (the paper's policy
-sees the whole generation window; with one block, full diffusion, the two agree).
-Tokens are the kernel's token sampler's: ``Greedy()`` as in the paper, or sampled.
+The policy's inputs come from the kernel (``plan.time`` and ``plan.view``): the model's
+top-1 probability (the paper's "confidence") and the mask bit at *every* position of the
+canvas, prompt and fixed tokens included, and the time; its logits are read at the
+current block's positions, and only eligible positions can be committed (the paper's
+full-context policy). A row's inputs therefore do not depend on the other rows of the
+batch. Tokens are the kernel's token sampler's: ``Greedy()`` as in the paper, or sampled.
 
 :func:`policy_kernel` builds the kernel; :func:`load_policy` loads a shipped policy by
 name (``available_policies()``) or a saved one by path.
@@ -256,11 +256,22 @@ def bernoulli_log_prob(logits: Tensor, eligible: Tensor, commit: Tensor, tempera
 
 
 def _policy_logits(policy: UnmaskingPolicyNet, scores: Tensor, eligible: Tensor, plan: StepPlan) -> Tensor:
+    """Policy logits at the block's slots ``[R, Lb]`` (float64).
+
+    Inside the kernel the policy reads the whole canvas (``plan.view``: top-1 probability and mask bit
+    of every position) and its logits are taken at the block's positions; without a view (a bare
+    selector call) it reads the block's ``scores`` and ``eligible`` as its inputs.
+    """
     if plan.time is None:
         raise ConfigError("a learned policy needs plan.time: use it inside an UnmaskingKernel (policy_kernel)")
     w = next(policy.parameters())
     with torch.no_grad():  # in the network's dtype (float64 for exact checks: net.double())
-        z = policy(scores.to(w.device, w.dtype), eligible.to(w.device), plan.time.to(w.device, w.dtype))
+        if plan.view is not None:
+            conf, masked, pos = plan.view
+            z = policy(conf.to(w.device, w.dtype), masked.to(w.device), plan.time.to(w.device, w.dtype))
+            z = z.gather(1, pos.to(w.device))
+        else:
+            z = policy(scores.to(w.device, w.dtype), eligible.to(w.device), plan.time.to(w.device, w.dtype))
     return z.to(scores.device, torch.float64)
 
 

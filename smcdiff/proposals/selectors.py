@@ -66,11 +66,15 @@ class StepPlan:
         time: steps the prompt has taken so far divided by the canvas length
             (float64), filled in by the kernel for selectors with ``needs_time``
             (learned policies); None otherwise.
+        view: for the same selectors, the whole canvas as ``(confidence [R, L], masked [R, L],
+            positions [R, Lb])``: the model's top-1 probability at every position, which
+            positions are still masked, and the canvas position of each block slot.
     """
 
     k: Tensor
     p: Tensor | None = None
     time: Tensor | None = None
+    view: tuple | None = None
 
 
 @dataclass(frozen=True)

