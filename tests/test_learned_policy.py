@@ -208,3 +208,24 @@ def test_shipped_policies_load_offline_by_name():
     grid = sudoku.decode(res.sequences[0, 0])
     assert "0" not in grid and all(g == p for g, p in zip(grid, puzzle) if p != "0")
     assert 1 <= int(res.nfe[0]) <= 51
+
+
+def test_semi_autoregressive_rollouts_commit_only_in_the_current_window():
+    model = ToyDenoiser.random(3, 7, seed=1)
+    torch.manual_seed(0)
+    net = UnmaskingPolicyNet()
+    m = model.mask_id
+    templates = torch.tensor([[0, m, m, 1, m, m, m]] * 6)  # windows of 2 from the first free position 1
+    ro = rollout(model, net.eval(), templates, lambda r, tok: True, 1.0, torch.Generator().manual_seed(0),
+                 fallback=True, block_length=2)
+    window = (torch.arange(7) - 1).div(2, rounding_mode="floor")
+    for s in range(ro.action.shape[0]):
+        cur = int(window[ro.masked[s]].min())
+        assert (ro.action[s] <= ro.eligible[s]).all() and (window[ro.action[s]] == cur).all()
+        assert ro.action[s].any()  # the fallback
+    assert not (ro.tokens == m).any()
+    # the same layout the kernel uses: windows {1, 2}, {3, 4}, {5, 6}
+    kernel_blocks = policy_kernel(net, block_length=2)
+    res = SMC(kernel_blocks).infill(model, templates[:1], seed=0)
+    steps = res.commit_step[0, 0]
+    assert int(steps[1:3].max()) < int(steps[4:7].min())

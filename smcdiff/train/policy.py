@@ -60,27 +60,34 @@ class Rollouts:
     correct: Tensor  # [R] bool
     reward: Tensor  # [R] float64
     conf: Tensor  # [S, L] float32 policy inputs
-    masked: Tensor  # [S, L] bool (= eligible)
+    masked: Tensor  # [S, L] bool: the mask bits the policy read
     time: Tensor  # [S]
     action: Tensor  # [S, L] bool
     old_log_prob: Tensor  # [S] float64
     row: Tensor  # [S] long: which episode each recorded step belongs to
+    eligible: Tensor | None = None  # [S, L] bool: positions the action could commit (None: = masked)
 
 
 @torch.no_grad()
 def rollout(model, net: UnmaskingPolicyNet, templates: Tensor, correct_fn: Callable[[int, Tensor], bool],
             alpha: float, gen: torch.Generator, fallback: bool = False, temperature: float = 1.0,
-            beta: float = 1.0) -> Rollouts:
+            beta: float = 1.0, block_length: int | None = None) -> Rollouts:
     """Run the policy on ``templates [R, L]`` (mask id at the free positions) to the end; see the module docstring.
 
-    ``correct_fn(r, tokens [L]) -> bool`` judges row ``r``'s final canvas.
+    ``correct_fn(r, tokens [L]) -> bool`` judges row ``r``'s final canvas. ``block_length``:
+    semi-autoregressive windows as the kernel lays them out for templates (windows of
+    ``block_length`` positions from each row's first free position; only the masks of the first
+    window that still has masks are eligible); None: full diffusion.
     """
     mask_id = int(model.mask_id)
     x = templates.clone()
     r_rows, length = x.shape
     n_free = (x == mask_id).sum(dim=1)
+    pos = torch.arange(length)
+    first = torch.where(x == mask_id, pos, length).min(dim=1).values
+    window = None if block_length is None else (pos[None, :] - first[:, None]).div(block_length, rounding_mode="floor")
     nfe = torch.zeros(r_rows, dtype=torch.long)
-    rec = {k: [] for k in ("conf", "masked", "time", "action", "lp", "row")}
+    rec = {k: [] for k in ("conf", "masked", "eligible", "time", "action", "lp", "row")}
     for t in range(int(n_free.max())):
         open_ = ((x == mask_id).any(dim=1) & (nfe < n_free)).nonzero().flatten()
         if open_.numel() == 0:
@@ -94,7 +101,11 @@ def rollout(model, net: UnmaskingPolicyNet, templates: Tensor, correct_fn: Calla
         conf = top_lp.exp()
         masked = xs == mask_id
         time_in = torch.full((open_.numel(),), t / length, dtype=torch.float32)
-        z = net(conf, masked, time_in).double()
+        z = net(conf, masked, time_in).double()  # the policy reads the whole canvas
+        if window is not None:  # only the masks of the current window can be committed
+            w = window[open_]
+            cur = torch.where(masked, w, length).min(dim=1).values
+            masked = masked & (w == cur[:, None])
         lp1 = torch.nn.functional.logsigmoid(z / temperature) + math.log(beta)
         u = torch.rand(z.shape, generator=gen, dtype=torch.float64)
         action = (torch.log(u.clamp_min(1e-300)) < lp1.clamp(max=0.0)) & masked
@@ -104,7 +115,8 @@ def rollout(model, net: UnmaskingPolicyNet, templates: Tensor, correct_fn: Calla
             action[empty, j[empty]] = True
         lp = bernoulli_log_prob(z, masked, action, temperature, beta, fallback)
         rec["conf"].append(conf)
-        rec["masked"].append(masked)
+        rec["masked"].append(xs == mask_id)
+        rec["eligible"].append(masked)
         rec["time"].append(time_in)
         rec["action"].append(action)
         rec["lp"].append(lp)
@@ -117,7 +129,8 @@ def rollout(model, net: UnmaskingPolicyNet, templates: Tensor, correct_fn: Calla
     speed = ((nf - nfe.double() + 1) / nf).clamp(min=0.0) ** alpha
     reward = correct.double() * speed
     return Rollouts(x, nfe, correct, reward, torch.cat(rec["conf"]), torch.cat(rec["masked"]),
-                    torch.cat(rec["time"]), torch.cat(rec["action"]), torch.cat(rec["lp"]), torch.cat(rec["row"]))
+                    torch.cat(rec["time"]), torch.cat(rec["action"]), torch.cat(rec["lp"]), torch.cat(rec["row"]),
+                    torch.cat(rec["eligible"]))
 
 
 def advantages(reward: Tensor, group: int) -> Tensor:
@@ -130,7 +143,8 @@ def grpo_loss(net: UnmaskingPolicyNet, ro: Rollouts, adv: Tensor, clip: float = 
               temperature: float = 1.0) -> Tensor:
     """The clipped per-step GRPO surrogate (to minimise): ``-mean_rows mean_steps min(rho A, clip(rho) A)``."""
     z = net(ro.conf, ro.masked, ro.time).double()
-    lp = bernoulli_log_prob(z, ro.masked, ro.action, temperature)
+    elig = ro.masked if ro.eligible is None else ro.eligible
+    lp = bernoulli_log_prob(z, elig, ro.action, temperature)
     ratio = torch.exp(lp - ro.old_log_prob)
     a = adv[ro.row]
     per_step = torch.minimum(ratio * a, ratio.clamp(1 - clip, 1 + clip) * a)
@@ -194,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="pure Bernoulli rollouts (empty actions allowed; the paper's training mode) instead of "
                          "Bernoulli with the arg-max fallback (the evaluation mode, our default)")
     ap.add_argument("--split", default="train", help="Sudoku split to train on")
+    ap.add_argument("--block-length", type=int, default=None,
+                    help="semi-autoregressive windows (as the kernel lays them out); default: full diffusion")
     ap.add_argument("--init-bias", type=float, default=-2.0, help="output bias at initialisation (paper: -2)")
     ap.add_argument("--conf-skip", type=float, default=0.0,
                     help="0: the paper's network; > 0: a learnable confidence gain initialised to this value "
@@ -239,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = {"command": "python -m smcdiff.train policy " + " ".join(sys.argv[2:] if argv is None else argv),
             "alpha": args.alpha, "group": args.group, "puzzles": args.puzzles, "mu": args.mu, "clip": args.clip,
             "lr": args.lr, "total_steps": args.steps, "seed": args.seed, "task": f"sudoku {args.split} split",
-            "fallback": not args.no_fallback, "init_bias": args.init_bias, "conf_skip": args.conf_skip,
+            "fallback": not args.no_fallback, "block_length": args.block_length, "init_bias": args.init_bias, "conf_skip": args.conf_skip,
             "n_params": sum(p.numel() for p in net.parameters())}
     t_start = last = time.time()
     while step < args.steps and time.time() - t_start < args.minutes * 60:
@@ -252,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flat = [p for p in chosen for _ in range(args.group)]
         net.eval()
         ro = rollout(model, net, templates, lambda r, tok: is_solution(flat[r], decode(tok)), args.alpha, gen,
-                     fallback=not args.no_fallback)
+                     fallback=not args.no_fallback, block_length=args.block_length)
         net.train()
         loss_v, skipped = grpo_step(net, opt, ro, args.group, args.mu, args.clip)
         step += 1
