@@ -27,7 +27,7 @@ def _net(seed=0, scale=2.0):
 def test_network_shape_size_and_initialisation():
     net = UnmaskingPolicyNet()
     assert 0.30e6 < sum(p.numel() for p in net.parameters()) < 0.36e6
-    assert torch.count_nonzero(net.ada[1].weight) == 0 and float(net.head.bias) == -2.0
+    assert torch.count_nonzero(net.ada[1].weight) == 0 and float(net.head.bias.detach()) == -2.0
     z = net(torch.rand(2, 9), torch.rand(2, 9) > 0.5, torch.tensor([0.0, 0.5]))
     assert z.shape == (2, 9) and torch.isfinite(z).all()
 
