@@ -264,9 +264,7 @@ def _ref_name(v) -> str | None:
 
 
 def _init_params(cls) -> list[inspect.Parameter]:
-    sig = inspect.signature(cls.__init__)
-    return [p for n, p in sig.parameters.items() if n != "self" and p.kind in
-            (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    return [p for p in _init_params_fn(cls.__init__) if p.name != "self"]
 
 
 def _component_args(name: str, v) -> dict:
@@ -386,24 +384,28 @@ def _decode(node, path: str):
     if not isinstance(name, str) or name not in _TYPES:
         raise SpecError(f"{path}.type", f"unknown component {name!r}{_closest(name, _TYPES)}")
     cls = _TYPES[name].cls()
-    params = {p.name: p for p in _init_params(cls)}
+    return _bind_and_call(cls, {p.name: p for p in _init_params(cls)}, {k: v for k, v in node.items() if k != "type"},
+                          path, path, f"argument of {name}", f"{name} needs the argument", f"{name}: ")
+
+
+def _bind_and_call(fn, params: dict, given: Mapping, key_path: str, path: str, what: str, needs: str, prefix: str):
+    """``fn(**given)`` after checking every key against ``params`` (name, annotation, required), each
+    value decoded at ``key_path.<key>``; an error of ``fn`` itself is reported at ``path`` after ``prefix``."""
     kwargs = {}
-    for k, v in node.items():
-        if k == "type":
-            continue
+    for k, v in given.items():
         if k not in params:
-            raise SpecError(f"{path}.{k}", f"unknown argument of {name}{_closest(k, params)}; valid: "
-                                           f"{', '.join(params) or 'none'}")
-        kwargs[k] = _check_type(_decode(v, f"{path}.{k}"), params[k].annotation, f"{path}.{k}")
+            valid = ", ".join(params) or "none"
+            raise SpecError(f"{key_path}.{k}", f"unknown {what}{_closest(k, params)}; valid: {valid}")
+        kwargs[k] = _check_type(_decode(v, f"{key_path}.{k}"), params[k].annotation, f"{key_path}.{k}")
     missing = [p for p, par in params.items() if par.default is inspect.Parameter.empty and p not in kwargs]
     if missing:
-        raise SpecError(f"{path}.{missing[0]}", f"{name} needs the argument {missing[0]!r}")
+        raise SpecError(f"{key_path}.{missing[0]}", f"{needs} {missing[0]!r}")
     try:
-        return cls(**kwargs)
+        return fn(**kwargs)
     except SpecError:
         raise
     except (ConfigError, ValueError, TypeError) as e:
-        raise SpecError(path, f"{name}: {e}") from None
+        raise SpecError(path, f"{prefix}{e}") from None
 
 
 def _build_recipe(node: Mapping, path: str):
@@ -420,22 +422,8 @@ def _build_recipe(node: Mapping, path: str):
     opts = node.get("options") or {}
     if not isinstance(opts, Mapping):
         raise SpecError(f"{path}.options", f"expected a mapping of recipe options; got {type(opts).__name__}")
-    params = recipe_options(name)
-    kwargs = {}
-    for k, v in opts.items():
-        if k not in params:
-            raise SpecError(f"{path}.options.{k}", f"unknown option of recipe {name}{_closest(k, params)}; "
-                                                   f"valid: {', '.join(params)}")
-        kwargs[k] = _check_type(_decode(v, f"{path}.options.{k}"), params[k].annotation, f"{path}.options.{k}")
-    missing = [p for p, par in params.items() if par.default is inspect.Parameter.empty and p not in kwargs]
-    if missing:
-        raise SpecError(f"{path}.options.{missing[0]}", f"recipe {name} needs the option {missing[0]!r}")
-    try:
-        return RECIPES[name](**kwargs)
-    except SpecError:
-        raise
-    except (ConfigError, ValueError, TypeError) as e:
-        raise SpecError(path, f"recipe {name}: {e}") from None
+    return _bind_and_call(RECIPES[name], recipe_options(name), opts, f"{path}.options", path,
+                          f"option of recipe {name}", f"recipe {name} needs the option", f"recipe {name}: ")
 
 
 def build(spec: Mapping | str | Path):

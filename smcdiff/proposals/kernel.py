@@ -47,7 +47,7 @@ from .cache import CacheSegment, PrefixCacheStore
 from .schedules import BlockInfo, Schedule
 from .scores import Confidence, Margin, Score, UniformRandom
 from .selectors import RandomK, Selector, StepPlan, Threshold, TopK
-from .tokens import Categorical, TokenLogProbs, TokenSampler
+from .tokens import Categorical, TokenLogProbs, TokenSampler, _lse
 from .transforms import LogitTransform, TransformContext, apply_transforms
 
 __all__ = ["UnmaskingKernel", "KernelContext"]
@@ -501,7 +501,7 @@ class UnmaskingKernel(Proposal):
         cand, lp_q = self.sampler.draw(samp_q, rng)
         self._check_finite(state, ctx, lp_q, samp_q)
         score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q)
-        plan = self._timed(state, ctx, self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, rng,
+        plan = self._policy_inputs(state, ctx, self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, rng,
                                                           block=ctx.block))
         sd = self.selector.draw(score_q, ctx.eligible, plan, rng)
         return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, sd.commit, sd.log_prob, sd.rank)
@@ -525,11 +525,11 @@ class UnmaskingKernel(Proposal):
             plan = StepPlan(k=k, p=self.schedule.probs(state.canvas, ctx.block_step, block=ctx.block))
         else:
             plan = self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, block=ctx.block)
-        plan = self._timed(state, ctx, plan)
+        plan = self._policy_inputs(state, ctx, plan)
         sel_lp = self.selector.log_prob(score_q, ctx.eligible, plan, commit, rank)
         return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank)
 
-    def _timed(self, state: ParticleState, ctx: KernelContext, plan: StepPlan) -> StepPlan:
+    def _policy_inputs(self, state: ParticleState, ctx: KernelContext, plan: StepPlan) -> StepPlan:
         """``plan`` with ``time`` (steps taken / canvas length) and ``view`` (the whole canvas: top-1
         probabilities, mask bits, block positions) per row, for selectors that read them (``needs_time``)."""
         if not getattr(self.selector, "needs_time", False):
@@ -543,7 +543,7 @@ class UnmaskingKernel(Proposal):
         if 0 <= mid < z.shape[-1]:
             z = z.clone()
             z[..., mid] = NEG_INF
-        conf = torch.exp(z.max(dim=-1).values.to(torch.float64) - torch.logsumexp(z.to(torch.float64), dim=-1))
+        conf = torch.exp(z.max(dim=-1).values.to(torch.float64) - _lse(z))
         masked = ctx.tokens == mid
         pos = ctx.positions.repeat_interleave(n, dim=0)
         return replace(plan, time=t, view=(conf, masked, pos))

@@ -60,6 +60,7 @@ __all__ = [
     "policy_kernel",
     "load_policy",
     "available_policies",
+    "bernoulli_draw",
     "bernoulli_log_prob",
 ]
 
@@ -233,6 +234,19 @@ def _fallback_index(logits: Tensor, eligible: Tensor) -> Tensor:
     return torch.sort(z, dim=-1, descending=True, stable=True).indices[:, 0]
 
 
+def bernoulli_draw(logits: Tensor, eligible: Tensor, u: Tensor, temperature: float = 1.0, beta: float = 1.0,
+                   fallback: bool = False) -> Tensor:
+    """The (fallback-)Bernoulli action ``[R, L]`` bool from uniforms ``u [R, L]``: eligible ``i`` is committed
+    when ``u_i < p_i``; with ``fallback`` an empty draw commits the eligible position of largest logit."""
+    lp, _ = _bernoulli_logs(logits, temperature, beta)
+    commit = (torch.log(u.clamp_min(1e-300)) < lp) & eligible
+    if fallback:
+        empty = ~commit.any(dim=-1) & eligible.any(dim=-1)
+        j = _fallback_index(logits, eligible)
+        commit = commit | (empty[:, None] & F.one_hot(j, logits.shape[-1]).bool())
+    return commit
+
+
 def bernoulli_log_prob(logits: Tensor, eligible: Tensor, commit: Tensor, temperature: float = 1.0,
                        beta: float = 1.0, fallback: bool = False) -> Tensor:
     """Exact ``log q(commit)`` ``[R]`` of the (fallback-)Bernoulli action mode (module docstring)."""
@@ -313,13 +327,7 @@ class PolicyBernoulli(Selector):
 
     def draw(self, scores, eligible, plan, rng):
         z = _policy_logits(self.net, scores, eligible, plan)
-        lp, _ = _bernoulli_logs(z, self.temperature, self.beta)
-        u = rng.uniform(scores.shape[-1])
-        commit = (torch.log(u.clamp_min(1e-300)) < lp) & eligible
-        if self.fallback:
-            empty = ~commit.any(dim=-1) & eligible.any(dim=-1)
-            j = _fallback_index(z, eligible)
-            commit = commit | (empty[:, None] & F.one_hot(j, scores.shape[-1]).bool())
+        commit = bernoulli_draw(z, eligible, rng.uniform(scores.shape[-1]), self.temperature, self.beta, self.fallback)
         return SelectorDraw(commit, bernoulli_log_prob(z, eligible, commit, self.temperature, self.beta,
                                                        self.fallback))
 

@@ -10,7 +10,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["rng_state", "set_rng_state", "atomic_save", "lr_schedule", "pyplot", "save_figure", "publish_curve"]
+__all__ = ["start_run", "rng_state", "set_rng_state", "atomic_save", "lr_schedule", "pyplot", "save_figure",
+           "publish_curve"]
+
+
+def start_run(out: str | Path, seed: int, threads: int) -> tuple[Path, Path, Path, Path, torch.Generator]:
+    """Common start of a training command: torch threads, the run directory, every RNG seeded.
+
+    Returns ``(run directory, last.pt, curve.csv, curve.png, the loop's own generator)``.
+    """
+    torch.set_num_threads(threads)
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return d, d / "last.pt", d / "curve.csv", d / "curve.png", torch.Generator().manual_seed(seed)
 
 
 def rng_state(gen: torch.Generator) -> dict:

@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
-import random
 import sys
 import time
 from dataclasses import dataclass
@@ -42,8 +40,9 @@ import torch
 from torch import Tensor
 
 from ..models.base import call_denoiser
-from ..proposals.learned import UnmaskingPolicyNet, bernoulli_log_prob
-from .common import atomic_save, lr_schedule, publish_curve, pyplot, rng_state, save_figure, set_rng_state
+from ..proposals.learned import UnmaskingPolicyNet, bernoulli_draw, bernoulli_log_prob
+from .common import (atomic_save, lr_schedule, publish_curve, pyplot, rng_state, save_figure, set_rng_state,
+                     start_run)
 
 PKG_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 REPO_DOCS = Path(__file__).resolve().parent.parent.parent / "docs" / "models"
@@ -106,13 +105,8 @@ def rollout(model, net: UnmaskingPolicyNet, templates: Tensor, correct_fn: Calla
             w = window[open_]
             cur = torch.where(masked, w, length).min(dim=1).values
             masked = masked & (w == cur[:, None])
-        lp1 = torch.nn.functional.logsigmoid(z / temperature) + math.log(beta)
         u = torch.rand(z.shape, generator=gen, dtype=torch.float64)
-        action = (torch.log(u.clamp_min(1e-300)) < lp1.clamp(max=0.0)) & masked
-        if fallback:
-            empty = ~action.any(dim=1) & masked.any(dim=1)
-            j = torch.where(masked, z, float("-inf")).argmax(dim=1)
-            action[empty, j[empty]] = True
+        action = bernoulli_draw(z, masked, u, temperature, beta, fallback)  # the law the selector draws
         lp = bernoulli_log_prob(z, masked, action, temperature, beta, fallback)
         rec["conf"].append(conf)
         rec["masked"].append(xs == mask_id)
@@ -224,13 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..tasks.sudoku import decode, encode, is_solution, load_split
 
     args = build_parser().parse_args(argv)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt, csv_path, png_path = out / "last.pt", out / "curve.csv", out / "curve.png"
-    random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
+    out, ckpt, csv_path, png_path, gen = start_run(args.out, args.seed, args.threads)
     model = load("sudoku")
     puzzles = load_split(args.split)
     from ..proposals.learned import PolicyConfig

@@ -37,7 +37,6 @@ import argparse
 import csv
 import json
 import math
-import random
 import sys
 import time
 from pathlib import Path
@@ -49,6 +48,7 @@ import torch.nn.functional as F
 
 from ..models.sudoku_net import SudokuDenoiser, SudokuNet, SudokuNetConfig
 from ..tasks import sudoku as task
+from .common import start_run
 from .common import atomic_save as _atomic_save, lr_schedule, publish_curve, pyplot, save_figure
 from .common import rng_state as _rng_state, set_rng_state as _set_rng_state
 
@@ -330,17 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "last.pt"
-    csv_path = out / "curve.csv"
-    png_path = out / "curve.png"
-
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
+    out, ckpt_path, csv_path, png_path, gen = start_run(args.out, args.seed, args.threads)
 
     train = task.load_split("train")
     val = task.load_split("val")

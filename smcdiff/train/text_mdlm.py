@@ -31,20 +31,19 @@ import argparse
 import csv
 import json
 import math
-import random
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..models.llada_arch import SMCDiffLLaDAConfig, SMCDiffLLaDAModel
 from ..models.text_mdlm import EOS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, TextMDLM, make_tokenizer
 from . import text_corpus
-from .common import atomic_save, lr_schedule, publish_curve, pyplot, rng_state, save_figure, set_rng_state
+from .common import (atomic_save, lr_schedule, publish_curve, pyplot, rng_state, save_figure, set_rng_state,
+                     start_run)
 
 PKG_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 REPO_DOCS = Path(__file__).resolve().parent.parent.parent / "docs" / "models"
@@ -169,14 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path, csv_path, png_path = out / "last.pt", out / "curve.csv", out / "curve.png"
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
+    out, ckpt_path, csv_path, png_path, gen = start_run(args.out, args.seed, args.threads)
 
     train_docs, held_docs = text_corpus.documents(out / "corpus")
     tok_path = out / "tokenizer.json"
