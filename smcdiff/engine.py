@@ -443,7 +443,7 @@ class SMCState:
         return bool(self.particles.done.all())
 
 
-def _progress_bar(progress: bool, state: "SMCState"):
+def _progress_bar(progress: bool):
     """A tqdm bar on stderr (``progress=True``) counting steps, with the smallest ESS, the number of
     resampling events and the finished particles; or None."""
     if not progress:
@@ -851,7 +851,7 @@ class SMC:
     def _loop(self, model, state: SMCState, progress: bool = False) -> SMCResult:
         records: list[StepRecord] = []
         limit = self.max_steps(state.particles.canvas)
-        bar = _progress_bar(progress, state)
+        bar = _progress_bar(progress)
         debug = _log.isEnabledFor(logging.DEBUG)
         n_resampled = 0
         try:

@@ -20,19 +20,15 @@ def _progress(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
-def sampler_from_args(args, *, allow_none: bool = False):
+def sampler_from_args(args):
     """``(smc, spec)`` from ``--recipe NAME`` and its flags, or from ``--spec FILE``."""
     from .. import spec as S
     from .flags import recipe_node
 
-    spec_file = args.spec[0] if isinstance(args.spec, list) and len(args.spec) == 1 else args.spec
-    if isinstance(spec_file, list):
-        spec_file = None if not spec_file else spec_file
+    spec_file = args.spec
     if args.recipe is not None and spec_file:
         raise UsageError("smcdiff: error: give either --recipe or --spec, not both")
     if args.recipe is None and not spec_file:
-        if allow_none:
-            return None, None
         raise UsageError("smcdiff: error: give a sampler: --recipe NAME (with its option flags) or --spec FILE")
     if args.recipe is not None:
         try:
@@ -58,7 +54,6 @@ def _flagged(message: str) -> str:
 
 # ---------------------------------------------------------------------- generate
 def cmd_generate(args) -> int:
-    from ..io import result_to_dict  # noqa: F401 - the same summary fields
     from ..runs import execute, load_model, make_record
     from .inputs import decode_ids, encode_template, encode_text, parse_ids, read_lines
 
@@ -88,7 +83,6 @@ def cmd_generate(args) -> int:
               "templates" if templates else "prompts", smc.n_particles, record["wall_s"], len(result.records),
               int(result.resampled.sum()))
     best_idx = result.best(allow_dead=True)[1] if smc.n_particles > 1 else torch.zeros(len(inputs), dtype=torch.long)
-    free = result.free_positions()
     out = open(args.out, "w") if args.out else sys.stdout
     try:
         for b, text in enumerate(texts):
@@ -101,7 +95,7 @@ def cmd_generate(args) -> int:
             row = {
                 "index": b, "mode": mode, "input": text, "input_ids": record["inputs"][b],
                 "sequences": seqs.tolist(), "texts": outs,
-                "filled": [[int(seqs[i, j]) for j in free[b].nonzero().flatten().tolist()] for i in range(seqs.shape[0])],
+                "filled": [result.filled(b, i) for i in range(seqs.shape[0])],
                 "weights": result.normalized_weights[b].tolist(), "log_Z": float(result.log_Z[b]),
                 "nfe": int(result.nfe[b]), "particle_forwards": int(result.particle_forwards[b]),
                 "reward_calls": int(result.reward_calls[b]), "best": int(best_idx[b]),
@@ -267,7 +261,7 @@ def cmd_spec(args) -> int:
         print(json.dumps(S.schema(), indent=1))
         return 0
     if args.action == "check":
-        f = args.file or (args.spec[0] if isinstance(args.spec, list) and args.spec else args.spec)
+        f = args.file or args.spec
         if not f:
             raise UsageError("smcdiff spec check: error: give the spec file")
         smc = S.build(f)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
