@@ -22,6 +22,7 @@ from .proposals import (
     RewardTilt,
     Threshold,
     TopK,
+    CanvasTopK,
     UnmaskingKernel,
 )
 from .resampling import available_schemes, register_scheme, resample
@@ -72,6 +73,7 @@ __all__ = [
     "GumbelMax",
     "Confidence",
     "TopK",
+    "CanvasTopK",
     "RandomK",
     "EvenSplit",
     "FixedCounts",

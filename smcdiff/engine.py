@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from .errors import AllParticlesDeadError, ConfigError, check_int
-from .models.base import validate_denoiser
+from .models.base import output_device, validate_denoiser
 from .policies import AdaptiveResampling, CheckEvent, ResamplingPolicy
 from .potentials.base import Potential, apply_potentials
 from .proposals.base import Proposal, ProposalStep
@@ -267,11 +267,13 @@ def prepare_prompts(
     mask_id: int,
     device: torch.device | str,
     attention_mask: Tensor | None = None,
+    width: int | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Left-pad prompts to ``[B, P]``; return ``(tokens, attention_mask or None)``.
 
     A prompt tensor with an ``attention_mask`` (False on padding, on either side)
-    gives exactly the batch of its unpadded rows.
+    gives its unpadded rows left-padded to the tensor's width. Lists are padded
+    to the longest row, or to ``width`` if that is larger.
     """
     if prompts is None:
         if attention_mask is not None:
@@ -297,7 +299,8 @@ def prepare_prompts(
             keep = _check_attention_mask(attention_mask, toks.shape, "prompts")
             # the same left-padded batch as the unpadded lists: pads are dropped wherever the user put them
             return prepare_prompts(
-                [row[k].tolist() for row, k in zip(toks.cpu(), keep.cpu())], batch_size, pad_id, mask_id, device
+                [row[k].tolist() for row, k in zip(toks.cpu(), keep.cpu())], batch_size, pad_id, mask_id, device,
+                width=toks.shape[1],
             )
         if pad_id is not None and toks.shape[1] > 0 and bool((toks[:, 0] == int(pad_id)).any()):
             rows = torch.nonzero(toks[:, 0] == int(pad_id)).flatten().tolist()
@@ -314,7 +317,7 @@ def prepare_prompts(
         rows = _token_rows(prompts, "prompts")
         if not rows:
             raise ConfigError("prompts is empty; give at least one prompt")
-        p = max(len(r) for r in rows)
+        p = max(max(len(r) for r in rows), int(width or 0))
         if any(len(r) != p for r in rows):
             if pad_id is None:
                 raise ConfigError(
@@ -546,7 +549,7 @@ class SMC:
         validate_denoiser(model)
         if hasattr(self.proposal, "check_model"):
             self.proposal.check_model(model)
-        device = _usable_device(getattr(model, "device", torch.device("cpu")), "the model's device")
+        device = _usable_device(output_device(model), "the model's output device")
         mask_id = int(model.mask_id)
         toks, am = prepare_prompts(prompts, batch_size, getattr(model, "pad_id", None), mask_id, device, attention_mask)
         b, p = toks.shape
@@ -657,7 +660,7 @@ class SMC:
         validate_denoiser(model)
         if hasattr(self.proposal, "check_model"):
             self.proposal.check_model(model)
-        device = _usable_device(getattr(model, "device", torch.device("cpu")), "the model's device")
+        device = _usable_device(output_device(model), "the model's output device")
         mask_id = int(model.mask_id)
         upper = max(int(model.vocab_size), mask_id + 1)
         toks, am = prepare_templates(templates, getattr(model, "pad_id", None), mask_id, upper, device, attention_mask)

@@ -39,6 +39,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
+from . import distributed
 from .errors import ConfigError
 from .metrics import order_metrics
 
@@ -206,7 +207,7 @@ def _run_one(model, task: Task, method: Method, items, seed: int, batch_size: in
             res = method.sampler.infill(model, inputs, seed=seeds)
         elif task.mode == "run":
             kw = {} if method.gen_length is None else {"gen_length": method.gen_length}
-            res = method.sampler.run(model, inputs, seed=seeds, **kw)
+            res = distributed.run(method.sampler, model, inputs, seed=seeds, **kw)  # sharded when launched
         else:
             raise ConfigError(f"task.mode must be 'run' or 'infill'; got {task.mode!r}")
         wall += time.perf_counter() - t0  # sampling only; the task's scoring is not the method's cost

@@ -31,6 +31,7 @@ from .proposals import (
     AdaptiveSteps,
     AlphaSchedule,
     Ancestral,
+    CanvasTopK,
     Categorical,
     Confidence,
     DreamSchedule,
@@ -60,6 +61,7 @@ def token_sampler(temperature: float, sampler: str = "categorical", top_p: float
         return Categorical(temperature, top_p=top_p, top_k=top_k)
     if sampler == "gumbel":
         return GumbelMax(temperature, top_p=top_p, top_k=top_k)
+
     raise ConfigError(f"sampler must be 'categorical' or 'gumbel'; got {sampler!r}")
 
 
@@ -84,12 +86,13 @@ def llada(
     remasking: str = "low_confidence",
     logits_eos_inf: bool = False,
     confidence_eos_eot_inf: bool = False,
-    sampler: str = "categorical",
+    sampler: str | None = None,
     cache: str | None = None,
     n_particles: int = 1,
     potentials: Sequence[Potential] = (),
     resampling: ResamplingPolicy | None = None,
     max_rows: int | None = None,
+    faithful: bool = False,
 ) -> SMC:
     """LLaDA's sampler (ML-GSAI/LLaDA ``generate``), with its defaults.
 
@@ -99,30 +102,68 @@ def llada(
     random subset. ``logits_eos_inf`` sets the EOS logit (the model's first EOS id,
     126081 for LLaDA) to ``-inf``; ``confidence_eos_eot_inf`` gives EOS/EoT
     candidates the lowest confidence (correct at every temperature, LLaDA PR #139).
-    ``cfg_scale`` is LLaDA's unsupervised classifier-free guidance.
+    ``cfg_scale`` is LLaDA's unsupervised classifier-free guidance. ``sampler`` is
+    ``"categorical"`` (default: exact inverse-CDF draws) or ``"gumbel"``
+    (``GumbelMax(replay="llada")``: upstream's float64 Gumbel noise over the whole
+    canvas at every step).
+
+    ``faithful=True`` replays the released ``generate`` token for token and step
+    for step (same seed: upstream ``torch.manual_seed(s)``, here ``seed=[s]``),
+    switching each difference to upstream's choice:
+
+    * the mask token stays in the softmax (``mask_token="keep"``): the confidence
+      is ``p(x) (1 - p_mask)``-like and may rank positions differently; a run in
+      which upstream would commit the mask token raises instead of diverging;
+    * the confidence is ``softmax(logits)[x]`` in the model's dtype
+      (``Confidence(in_model_dtype=True)``: bfloat16 rounding and its ties);
+    * positions are chosen by ``torch.topk`` over the whole canvas row
+      (:class:`CanvasTopK`), so ties fall as upstream's on the same device;
+      ``remasking="random"`` draws upstream's float32 canvas uniforms;
+    * tokens at ``T > 0`` come from ``GumbelMax(replay="llada")``;
+    * ``confidence_eos_eot_inf`` acts as the released code does: at ``T = 0`` EOS and
+      EoT leave the confidence softmax, at ``T > 0`` only EoT does (a released bug
+      that PR #139 fixes; EOS candidates then keep their confidence).
+
+    The defaults (``faithful=False``) stay the principled choices.
     """
-    if remasking == "low_confidence":
-        selector = TopK()
-    elif remasking == "random":
-        selector = RandomK()
-    else:
+    faithful = bool(faithful) if isinstance(faithful, bool) else _bad_bool("faithful", faithful)
+    if remasking not in ("low_confidence", "random"):
         raise ConfigError(f"remasking must be 'low_confidence' or 'random'; got {remasking!r}")
+    if sampler is None:
+        sampler = "gumbel" if faithful else "categorical"
+    if faithful and sampler != "gumbel":
+        raise ConfigError(f"faithful=True replays upstream's Gumbel noise; sampler must be 'gumbel' (or None); got {sampler!r}")
     transforms = []
     if logits_eos_inf:
         transforms.append(SuppressEOS("sampling"))
     if confidence_eos_eot_inf:
-        transforms.append(SuppressEOS("score", include_eot=True))
+        if faithful and float(temperature) > 0:
+            transforms.append(SuppressEOS("score", eot_only=True))
+        else:
+            transforms.append(SuppressEOS("score", include_eot=True))
+    if faithful:
+        selector = CanvasTopK(random=remasking == "random")
+        score = Confidence(in_model_dtype=True)
+    else:
+        selector = TopK() if remasking == "low_confidence" else RandomK()
+        score = Confidence()
+    ts = GumbelMax(temperature, replay="llada") if sampler == "gumbel" else token_sampler(temperature, sampler)
     kernel = UnmaskingKernel(
-        token_sampler(temperature, sampler),
+        ts,
         selector,
         EvenSplit(steps),
-        Confidence(),
+        score,
         block_length=block_length,
         transforms=transforms,
         cfg_scale=cfg_scale,
         cache=cache,
+        mask_token="keep" if faithful else "suppress",
     )
     return _smc(kernel, gen_length, n_particles, potentials, resampling, max_rows)
+
+
+def _bad_bool(name: str, value) -> bool:
+    raise ConfigError(f"{name} must be True or False; got {value!r} ({type(value).__name__})")
 
 
 _DREAM_SCORES = {"maskgit_plus": Confidence(tempered=True), "topk_margin": Margin(tempered=True), "entropy": NegEntropy(tempered=True)}

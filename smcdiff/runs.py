@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import torch
 
+from . import distributed
 from .errors import ConfigError, check_int
 
 __all__ = ["RECORD_VERSION", "make_record", "execute", "replay", "load_model"]
@@ -99,9 +100,13 @@ def execute(record: dict[str, Any], model=None, progress: bool = False):
         model = load_model(m["name"], m.get("family"), record.get("device"), m.get("dtype"))
     t0 = time.perf_counter()
     if record["mode"] == "infill":
+        if distributed.world()[1] > 1:
+            raise ConfigError("infilling is not sharded over ranks yet (distributed runs cover prefix generation); "
+                              "run templates in a single process")
         result = smc.infill(model, record["inputs"], seed=record["seed"], progress=progress)
-    else:
-        result = smc.run(model, record["inputs"], record.get("gen_length"), seed=record["seed"], progress=progress)
+    else:  # sharded over the ranks when launched with torchrun; smc.run otherwise
+        result = distributed.run(smc, model, record["inputs"], record.get("gen_length"), seed=record["seed"],
+                                 progress=progress)
     record["wall_s"] = round(time.perf_counter() - t0, 4)
     return result
 

@@ -177,6 +177,7 @@ def _builtin() -> None:
         "GumbelMax": "smcdiff.proposals.tokens:GumbelMax",
         "Greedy": "smcdiff.proposals.tokens:Greedy",
         "TopK": "smcdiff.proposals.selectors:TopK",
+        "CanvasTopK": "smcdiff.proposals.selectors:CanvasTopK",
         "RandomK": "smcdiff.proposals.selectors:RandomK",
         "Threshold": "smcdiff.proposals.selectors:Threshold",
         "FactorRule": "smcdiff.proposals.selectors:FactorRule",

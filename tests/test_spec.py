@@ -209,7 +209,7 @@ def test_user_component_registers_and_round_trips():
                                                                                                    scale=3.0))
     smc = SMC(kernel, n_particles=2, gen_length=4)
     spec = S.to_spec(smc)
-    assert spec["sampler"]["proposal"]["score"] == {"type": "test_spec.ScaledConfidence", "tempered": False,
+    assert spec["sampler"]["proposal"]["score"] == {"type": "test_spec.ScaledConfidence", "tempered": False, "in_model_dtype": False,
                                                     "scale": 3.0}
     _same_samples(smc, _round_trip(smc))
 

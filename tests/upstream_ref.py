@@ -96,8 +96,8 @@ def llada_generate(
                 logits[:, :, eos_id] = -math.inf
             for r in range(b):
                 blk_logits = logits[r, s0 : s0 + block_length]
-                if temperature > 0:
-                    u = noise.rand(r, block_length, logits.shape[-1])
+                if temperature > 0:  # upstream's noise covers the whole canvas; the block's rows are used
+                    u = noise.rand(r, x.shape[1], logits.shape[-1])[s0 : s0 + block_length]
                     x0 = _gumbel_argmax(blk_logits, u, temperature)
                 else:
                     x0 = blk_logits.argmax(-1)
@@ -117,6 +117,72 @@ def llada_generate(
                 for j in order:
                     x[r, s0 + j] = x0[j]
                     commit[r, s0 + j] = step_no
+    return x, commit
+
+
+def llada_generate_released(
+    model_fn, prompt, steps=128, gen_length=128, block_length=128, temperature=0.0, cfg_scale=0.0,
+    remasking="low_confidence", mask_id=126336, logits_eos_inf=False, confidence_eos_eot_inf=False,
+    eos_id=126081, eot_id=126348, generator=None,
+):
+    """ML-GSAI/LLaDA ``generate`` as released, without the departures of :func:`llada_generate`.
+
+    The mask token stays in every softmax and argmax; the confidence is the softmax in the
+    dtype of the model's logits; ``torch.topk`` runs over whole canvas rows; at ``T > 0`` one
+    generator gives float64 uniforms of the shape of the whole logits ``[B, P + L, V]`` at every
+    step (upstream's ``rand_like`` on the global generator), and ``remasking="random"`` float32
+    uniforms ``[B, P + L]`` after them; ``confidence_eos_eot_inf`` acts as the released line
+    does (at T = 0 the noisy logits are the logits themselves, so EOS and EoT both leave the
+    confidence softmax; at T > 0 only EoT does). A selected position whose candidate is the mask
+    token stays masked (not recorded as committed), as upstream.
+    """
+    b, p = prompt.shape
+    x = torch.full((b, p + gen_length), mask_id, dtype=torch.long)
+    x[:, :p] = prompt
+    commit = torch.full_like(x, -1)
+    prompt_index = x != mask_id
+    assert gen_length % block_length == 0
+    nb = gen_length // block_length
+    assert steps % nb == 0
+    spb = steps // nb
+    step_no = 0
+    for blk in range(nb):
+        s0, s1 = p + blk * block_length, p + (blk + 1) * block_length
+        counts = [_even_split(int(n), spb) for n in (x[:, s0:s1] == mask_id).sum(dim=1)]
+        for i in range(spb):
+            step_no += 1
+            masked = x == mask_id
+            if cfg_scale > 0:
+                un = x.clone()
+                un[prompt_index] = mask_id
+                c, u = model_fn(torch.cat([x, un]), None).chunk(2)
+                logits = u + (cfg_scale + 1) * (c - u)
+            else:
+                logits = model_fn(x, None)
+            logits = logits.clone()
+            if logits_eos_inf:
+                logits[:, :, eos_id] = -math.inf
+            if temperature > 0:
+                uni = torch.rand(logits.shape, generator=generator, dtype=torch.float64)
+                x0 = (logits.double().exp() / (-torch.log(uni)) ** temperature).argmax(-1)
+            else:
+                x0 = logits.argmax(-1)
+            conf_logits = logits.clone()
+            if confidence_eos_eot_inf:
+                conf_logits[:, :, eot_id] = -math.inf
+                if temperature == 0:
+                    conf_logits[:, :, eos_id] = -math.inf
+            if remasking == "low_confidence":
+                x0_p = F.softmax(conf_logits, dim=-1).gather(-1, x0[..., None])[..., 0]
+            else:
+                x0_p = torch.rand((b, p + gen_length), generator=generator)
+            x0_p[:, s1:] = -math.inf
+            conf = torch.where(masked, x0_p, torch.tensor(-math.inf, dtype=x0_p.dtype))
+            for r in range(b):
+                for j in torch.topk(conf[r], counts[r][i]).indices.tolist():
+                    if masked[r, j] and int(x0[r, j]) != mask_id:
+                        x[r, j] = x0[r, j]
+                        commit[r, j] = step_no
     return x, commit
 
 

@@ -190,8 +190,11 @@ def main(argv: list[str] | None = None) -> int:
                 importlib.import_module(mod)
             except ImportError as e:
                 raise UsageError(f"smcdiff: error: --import {mod}: {e}")
+        from .. import distributed
         from . import commands
 
+        if args.command in ("generate", "eval") and distributed.is_launched():
+            distributed.init()  # torchrun / accelerate launch: prompts are sharded, rank 0 writes the output
         return getattr(commands, f"cmd_{args.command}")(args)
     except UsageError as e:
         print(str(e), file=sys.stderr)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .. import distributed
 from ..errors import ConfigError
 from . import UsageError
 
@@ -79,6 +80,8 @@ def cmd_generate(args) -> int:
     record = make_record(smc, args.model, inputs, args.seed, mode=mode, gen_length=gen_length,
                          family=args.family, dtype=args.dtype, device=args.device)
     result = execute(record, model=model, progress=_progress(args))
+    if distributed.world()[0] != 0:
+        return 0  # the gathered result is on every rank; rank 0 writes it
     _log.info("%s: %d %s x %d particles in %.2f s, %d steps, %d resampling events", args.model, len(inputs),
               "templates" if templates else "prompts", smc.n_particles, record["wall_s"], len(result.records),
               int(result.resampled.sum()))
@@ -164,6 +167,8 @@ def cmd_eval(args) -> int:
     t0 = time.perf_counter()
     report = evaluate(model, task, methods, seeds=args.seeds, batch_size=args.batch_size, progress=_progress(args),
                       n_items=args.n)
+    if distributed.world()[0] != 0:
+        return 0
     md = report.to_markdown()
     print(md)
     _log.info("evaluated in %.1f s", time.perf_counter() - t0)

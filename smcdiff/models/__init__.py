@@ -1,6 +1,6 @@
 """Denoisers: the protocol, exact toy models and adapters for real models."""
 
-from .base import Denoiser, call_denoiser, validate_denoiser
+from .base import Denoiser, call_denoiser, output_device, validate_denoiser
 from .cache import KVCache
 from .callable import CallableDenoiser
 from .registry import available, load
@@ -10,6 +10,7 @@ from .toy import ToyDenoiser, random_joint
 __all__ = [
     "Denoiser",
     "call_denoiser",
+    "output_device",
     "validate_denoiser",
     "KVCache",
     "CallableDenoiser",

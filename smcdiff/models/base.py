@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, ModelOutputError, check_int
 
-__all__ = ["Denoiser", "validate_denoiser", "call_denoiser"]
+__all__ = ["Denoiser", "validate_denoiser", "call_denoiser", "output_device"]
 
 
 @runtime_checkable
@@ -41,6 +41,18 @@ class Denoiser(Protocol):
     def logits(self, tokens: Tensor, attention_mask: Tensor | None = None) -> Tensor:  # pragma: no cover
         """``tokens [R, L]`` (long) -> ``logits [R, L, V]`` (float)."""
         ...
+
+
+def output_device(model: object) -> torch.device:
+    """Where the model's logits come out: ``model.output_device`` if it has one (a model split over
+    devices with ``device_map``), else ``model.device`` (CPU when it has neither).
+
+    The engine keeps its particle state there, so that sampling never copies the logits.
+    """
+    dev = getattr(model, "output_device", None)
+    if dev is None:
+        dev = getattr(model, "device", None)
+    return torch.device("cpu") if dev is None else torch.device(dev)
 
 
 def validate_denoiser(model: object) -> None:

@@ -43,10 +43,21 @@ class KVCache:
         return self.layers[0][0].shape[0] if self.layers else 0
 
     def index_select(self, rows: Tensor) -> "KVCache":
-        """Rows ``rows`` (long ``[R']``) of the cache, in that order."""
-        rows = rows.to(self.layers[0][0].device) if self.layers else rows
+        """Rows ``rows`` (long ``[R']``) of the cache, in that order.
+
+        Layers may live on different devices (a model split with ``device_map``); each
+        layer is gathered on its own device.
+        """
+        on: dict = {}
+
+        def idx(t: Tensor) -> Tensor:
+            if t.device not in on:
+                on[t.device] = rows.to(t.device)
+            return on[t.device]
+
         return KVCache(
-            tuple((k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.layers), self.prefix_len, self.start
+            tuple((k.index_select(0, idx(k)), v.index_select(0, idx(v))) for k, v in self.layers),
+            self.prefix_len, self.start,
         )
 
     @staticmethod

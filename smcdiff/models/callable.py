@@ -19,7 +19,7 @@ class CallableDenoiser:
         fn: the function; it receives a row-batch and must return logits for
             position ``i`` at index ``i`` (apply any shift yourself).
         mask_id: the mask token id, in ``[0, V]``: a logit slot of the vocabulary (its logit
-            is ignored: a mask is never committed) or ``V``, an input-only token outside the
+            is ignored unless a kernel keeps it, ``mask_token="keep"``) or ``V``, an input-only token outside the
             output vocabulary (as :class:`~smcdiff.models.ToyDenoiser`). Larger ids would
             leave ids that are neither output tokens nor the mask and are refused.
         vocab_size: ``V``, the width of the logits (an integer >= 1).

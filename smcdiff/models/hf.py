@@ -202,10 +202,19 @@ class HFDenoiser:
 
     @property
     def device(self) -> torch.device:
+        """Where the inputs go: the device of the network's first parameters (the embeddings)."""
         try:
             return next(self.model.parameters()).device
         except StopIteration:  # pragma: no cover
             return torch.device("cpu")
+
+    @property
+    def output_device(self) -> torch.device:
+        """Where the logits come out: the output head's device (differs from :attr:`device` when the
+        network is split over devices with ``device_map``)."""
+        head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
+        w = getattr(head, "weight", None)
+        return w.device if isinstance(w, torch.Tensor) else self.device
 
     #: appended to the error raised when the model cannot run the prefix cache
     _cache_hint = (
@@ -400,6 +409,22 @@ def _load_tokenizer(path: str, trust_remote_code: bool = False):
     return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
 
 
+def _placement(device, device_map) -> dict:
+    """``from_pretrained`` keywords for ``device_map`` (accelerate), refusing it together with ``device``."""
+    if device_map is None:
+        return {}
+    if device is not None:
+        raise ConfigError(
+            f"give device={device!r} (one device) or device_map={device_map!r} (accelerate splits the model over "
+            f"the devices), not both"
+        )
+    try:
+        import accelerate  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"device_map={device_map!r} needs the accelerate package (pip install accelerate)") from e
+    return {"device_map": device_map}
+
+
 def _wrap_loaded(cls, model, path: str, device, trust_remote_code: bool, kwargs: dict):
     """Eval mode, move to ``device``, load the tokenizer saved beside the model, and ``cls.wrap``."""
     model = model.eval()
@@ -450,11 +475,13 @@ class MaskedLMDenoiser(HFDenoiser):
         suppress_special: bool = True,
         device: str | torch.device | None = None,
         dtype=None,
+        device_map=None,
         **kwargs,
     ) -> "MaskedLMDenoiser":
         from transformers import AutoModelForMaskedLM
 
-        model = AutoModelForMaskedLM.from_pretrained(path, **_dtype_kwargs(dtype)).eval()
+        place = _placement(device, device_map)
+        model = AutoModelForMaskedLM.from_pretrained(path, **_dtype_kwargs(dtype), **place).eval()
         if device is not None:
             model = model.to(device)
         tok = _load_tokenizer(path)
@@ -533,13 +560,15 @@ class LLaDADenoiser(HFDenoiser):
 
     @classmethod
     def from_pretrained(
-        cls, path: str, device: str | torch.device | None = None, dtype=None, trust_remote_code: bool = True, **kwargs
+        cls, path: str, device: str | torch.device | None = None, dtype=None, trust_remote_code: bool = True,
+        device_map=None, **kwargs
     ) -> "LLaDADenoiser":
         from transformers import AutoModel
 
         from . import llada_arch  # noqa: F401 - registers the bundled architecture
 
-        model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, **_dtype_kwargs(dtype))
+        place = _placement(device, device_map)
+        model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, **_dtype_kwargs(dtype), **place)
         return _wrap_loaded(cls, model, path, device, trust_remote_code, kwargs)
 
     @classmethod
@@ -571,13 +600,15 @@ class DreamDenoiser(HFDenoiser):
 
     @classmethod
     def from_pretrained(
-        cls, path: str, device: str | torch.device | None = None, dtype=None, trust_remote_code: bool = True, **kwargs
+        cls, path: str, device: str | torch.device | None = None, dtype=None, trust_remote_code: bool = True,
+        device_map=None, **kwargs
     ) -> "DreamDenoiser":
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
+        place = _placement(device, device_map)
         cfg = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         loader = AutoModel if getattr(cfg, "auto_map", None) else AutoModelForCausalLM
-        model = loader.from_pretrained(path, trust_remote_code=trust_remote_code, **_dtype_kwargs(dtype))
+        model = loader.from_pretrained(path, trust_remote_code=trust_remote_code, **_dtype_kwargs(dtype), **place)
         return _wrap_loaded(cls, model, path, device, trust_remote_code, kwargs)
 
     @classmethod

@@ -19,6 +19,7 @@ from .selectors import (
     StepPlan,
     Threshold,
     TopK,
+    CanvasTopK,
     top_k_mask,
 )
 from .tokens import Categorical, Greedy, GumbelMax, TokenLogProbs, TokenSampler, truncate_logits
@@ -52,6 +53,7 @@ __all__ = [
     "SelectorDraw",
     "StepPlan",
     "TopK",
+    "CanvasTopK",
     "RandomK",
     "Threshold",
     "FactorRule",

@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..state import Canvas, ParticleState
 
 __all__ = ["Choice", "ProposalStep", "Proposal", "RowRNG"]
@@ -111,8 +112,14 @@ class RowRNG:
         device: torch.device,
         widths: Sequence[int] | None = None,
         slots: int | None = None,
+        positions: Tensor | None = None,
+        canvas_length: int | None = None,
+        starts: Sequence[int] | None = None,
     ) -> None:
         self.generators = [generators[r] for r in rows]
+        self.positions = positions
+        self.canvas_length = canvas_length
+        self.starts = None if starts is None else [int(v) for v in starts]
         self.n = int(n_particles)
         self.device = device
         self.slots = slots
@@ -140,6 +147,34 @@ class RowRNG:
                 parts.append(u)
             return torch.cat(parts, dim=0)
         parts = [torch.rand(size, generator=g, dtype=torch.float64, device=self.device) for g in self.generators]
+        return torch.cat(parts, dim=0)
+
+    def canvas_uniform(self, *trailing: int, dtype: torch.dtype = torch.float64) -> Tensor:
+        """U(0,1) draws over the whole canvas, ``[B_active * N, L, *trailing]``, in ``dtype``.
+
+        Each particle draws one ``[1, L, *trailing]`` tensor from its prompt's
+        generator, the stream ML-GSAI/LLaDA ``generate`` draws for a batch of one
+        (``torch.rand_like`` on ``[1, P + L_gen, V]`` logits, or ``torch.rand((1, P + L_gen))``).
+        Only the kernel knows the canvas: it passes ``canvas_length`` (and the
+        block ``positions [B_active * N, Lb]``, used to read the block's rows).
+        A left-padded row (its first real position ``starts[b] > 0``) draws over its
+        own ``L - starts[b]`` positions only, as that prompt alone would, and its
+        padding slots (never eligible) get 0.5: padding changes no stream.
+        """
+        if self.canvas_length is None:
+            raise ConfigError("canvas_uniform needs the canvas length; only UnmaskingKernel steps provide it")
+        length = int(self.canvas_length)
+        tail = tuple(trailing)
+        if not self.generators:
+            return torch.zeros((0, length) + tail, dtype=dtype, device=self.device)
+        starts = self.starts or [0] * len(self.generators)
+        parts = []
+        for g, s0 in zip(self.generators, starts):
+            for _ in range(self.n):
+                u = torch.rand((1, length - s0) + tail, generator=g, dtype=dtype, device=self.device)
+                if s0:
+                    u = torch.cat([torch.full((1, s0) + tail, 0.5, dtype=dtype, device=self.device), u], dim=1)
+                parts.append(u)
         return torch.cat(parts, dim=0)
 
 

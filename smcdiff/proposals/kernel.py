@@ -71,6 +71,7 @@ class KernelContext:
         n_eligible: ``[R]``.
         cache: the prefix-cache store after this step's forward (None without cache).
         block: per-row block geometry for templates (None: prefix layout).
+        model_dtype: the dtype of the model's logits before they were widened to float32.
     """
 
     rows: Tensor
@@ -84,6 +85,7 @@ class KernelContext:
     n_eligible: Tensor
     cache: PrefixCacheStore | None = None
     block: BlockInfo | None = None
+    model_dtype: torch.dtype | None = None
 
 
 def _slots(block_logits: Tensor, lb: int) -> Tensor:
@@ -114,6 +116,15 @@ class UnmaskingKernel(Proposal):
         cache: ``"prefix"`` for Fast-dLLM's prefix KV cache (the model must
             implement ``prefill`` / ``cached_logits``), or None.
         target: ``"model"`` or ``"proposal"`` (see the module docstring).
+        mask_token: ``"suppress"`` (default) sets the mask token's logit to ``-inf``
+            before sampling and scoring, so a mask is never a candidate.
+            ``"keep"`` leaves it in, as ML-GSAI/LLaDA ``generate`` does: the
+            softmax (token law, confidence, ``logp_model``) then runs over the
+            whole vocabulary, mask included. Where upstream would then *commit*
+            the mask token (its candidate at a selected position is the mask id,
+            after which upstream leaves the position masked and may end with
+            masks in its output), this kernel raises :class:`ModelOutputError`
+            instead of diverging silently.
 
     Shapes: the state holds ``[B, N, L]`` canvases; internally the active prompts
     are flattened to ``R = B_active * N`` rows.
@@ -130,6 +141,7 @@ class UnmaskingKernel(Proposal):
         cfg_scale: float = 0.0,
         cache: str | None = None,
         target: str = "model",
+        mask_token: str = "suppress",
     ) -> None:
         if schedule is None:
             raise ConfigError("UnmaskingKernel needs a schedule, e.g. EvenSplit(steps=...) or FixedCounts([...])")
@@ -170,6 +182,9 @@ class UnmaskingKernel(Proposal):
         if target not in ("model", "proposal"):
             raise ConfigError(f"target must be 'model' or 'proposal'; got {target!r}")
         self.target = target
+        if mask_token not in ("suppress", "keep"):
+            raise ConfigError(f"mask_token must be 'suppress' or 'keep'; got {mask_token!r}")
+        self.mask_token = mask_token
 
     # ------------------------------------------------------------------ description
     @property
@@ -205,6 +220,7 @@ class UnmaskingKernel(Proposal):
             transforms=[t for t in self.transforms if t.in_target],
             cfg_scale=self.cfg_scale,
             cache=self.cache,
+            mask_token=self.mask_token,
         )
 
     def check_weighting(self) -> None:
@@ -245,6 +261,8 @@ class UnmaskingKernel(Proposal):
             extra += f", cache={self.cache!r}"
         if self.target != "model":
             extra += f", target={self.target!r}"
+        if self.mask_token != "suppress":
+            extra += f", mask_token={self.mask_token!r}"
         return (
             f"UnmaskingKernel(sampler={self.sampler!r}, selector={self.selector!r}, "
             f"schedule={self.schedule!r}, score={self.score!r}, block_length={self.block_length}{extra})"
@@ -416,13 +434,14 @@ class UnmaskingKernel(Proposal):
                 index=state.block[rows].repeat_interleave(n),
                 count=state.num_blocks[rows].repeat_interleave(n),
             )
-        logits = full = cache = None
+        logits = full = cache = model_dtype = None
         if forward and rows.numel():
             logits, full, cache = self._forward(state, model, rows, positions, block_step, max_rows)
+            model_dtype = logits.dtype
             if logits.dtype in (torch.float16, torch.bfloat16):
                 logits = logits.float()  # sampling laws and log-probabilities in at least float32
             mid = int(state.canvas.mask_id)
-            if 0 <= mid < logits.shape[-1]:
+            if self.mask_token == "suppress" and 0 <= mid < logits.shape[-1]:
                 logits = logits.clone()
                 logits[..., mid] = NEG_INF
         return KernelContext(
@@ -437,6 +456,7 @@ class UnmaskingKernel(Proposal):
             n_eligible=n_elig,
             cache=cache,
             block=block,
+            model_dtype=model_dtype,
         )
 
     def _tctx(self, state: ParticleState, model, ctx: KernelContext) -> TransformContext:
@@ -467,7 +487,9 @@ class UnmaskingKernel(Proposal):
                 raw_ok = ctx.logits is not None and not bool((torch.isneginf(ctx.logits).all(dim=-1) & ctx.eligible).any())
                 what = (
                     "logits that are -inf for every token (probability zero everywhere)"
-                    + (" after the sampling transforms" if raw_ok else " (the mask token counted as -inf: a mask is never committed)")
+                    + (" after the sampling transforms" if raw_ok else (
+                        " (the mask token counted as -inf: a mask is never committed)"
+                        if self.mask_token == "suppress" else ""))
                 )
             else:
                 what = "logits whose softmax is undefined"
@@ -476,10 +498,14 @@ class UnmaskingKernel(Proposal):
                 f"token to sample there"
             )
 
-    def _scores(self, samp: Tensor, stage: tuple, tctx: TransformContext, cand: Tensor, lp: TokenLogProbs) -> Tensor:
+    def _scores(
+        self, samp: Tensor, stage: tuple, tctx: TransformContext, cand: Tensor, lp: TokenLogProbs, ctx: KernelContext
+    ) -> Tensor:
         if stage:
-            sl = apply_transforms(samp, stage, tctx)
-            return self.score(sl, cand, self.sampler.log_prob(sl, cand), self.sampler)
+            samp = apply_transforms(samp, stage, tctx)
+            lp = self.sampler.log_prob(samp, cand)
+        if getattr(self.score, "in_model_dtype", False) and ctx.model_dtype is not None:
+            samp = samp.to(ctx.model_dtype)  # exact: the logits were widened from this dtype
         return self.score(samp, cand, lp, self.sampler)
 
     # ------------------------------------------------------------------ protocol
@@ -495,12 +521,16 @@ class UnmaskingKernel(Proposal):
         if ctx.rows.numel() == 0:
             return self._idle(state)
         widths = None if state.block_widths is None else state.block_widths[ctx.rows].tolist()
-        rng = RowRNG(generators, ctx.rows.tolist(), state.n_particles, state.device, widths, state.canvas.block_length)
+        rng = RowRNG(
+            generators, ctx.rows.tolist(), state.n_particles, state.device, widths, state.canvas.block_length,
+            positions=ctx.positions.repeat_interleave(state.n_particles, dim=0), canvas_length=state.canvas.length,
+            starts=None if state.attention_mask is None else state.attention_mask[ctx.rows].long().argmax(dim=1).tolist(),
+        )
         tctx = self._tctx(state, model, ctx)
         samp_q = apply_transforms(ctx.logits, self._stage("sampling", False), tctx)
         cand, lp_q = self.sampler.draw(samp_q, rng)
         self._check_finite(state, ctx, lp_q, samp_q)
-        score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q)
+        score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q, ctx)
         plan = self._policy_inputs(state, ctx, self.schedule.plan(state.canvas, ctx.block_step, ctx.n_eligible, rng,
                                                           block=ctx.block))
         sd = self.selector.draw(score_q, ctx.eligible, plan, rng)
@@ -519,7 +549,7 @@ class UnmaskingKernel(Proposal):
         samp_q = apply_transforms(ctx.logits, self._stage("sampling", False), tctx)
         lp_q = self.sampler.log_prob(samp_q, cand)
         self._check_finite(state, ctx, lp_q, samp_q)
-        score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q)
+        score_q = self._scores(samp_q, self._stage("score", False), tctx, cand, lp_q, ctx)
         if self.schedule.is_random:
             k = (commit & ctx.eligible).sum(dim=-1)
             plan = StepPlan(k=k, p=self.schedule.probs(state.canvas, ctx.block_step, block=ctx.block))
@@ -531,7 +561,10 @@ class UnmaskingKernel(Proposal):
 
     def _policy_inputs(self, state: ParticleState, ctx: KernelContext, plan: StepPlan) -> StepPlan:
         """``plan`` with ``time`` (steps taken / canvas length) and ``view`` (the whole canvas: top-1
-        probabilities, mask bits, block positions) per row, for selectors that read them (``needs_time``)."""
+        probabilities, mask bits, block positions) per row, for selectors that read them (``needs_time``),
+        or with ``canvas`` (length, block positions) for selectors that work on canvas rows (``needs_canvas``)."""
+        if getattr(self.selector, "needs_canvas", False):
+            plan = replace(plan, canvas=(state.canvas.length, ctx.positions.repeat_interleave(state.n_particles, dim=0)))
         if not getattr(self.selector, "needs_time", False):
             return plan
         n = state.n_particles
@@ -551,6 +584,8 @@ class UnmaskingKernel(Proposal):
     # ------------------------------------------------------------------ weights and state update
     def _finish(self, state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank):
         elig = ctx.eligible
+        if self.mask_token == "keep":
+            self._check_no_mask_commit(state, ctx, cand, commit)
         count_lp = self.schedule.count_log_prob(state.canvas, ctx.block_step, ctx.n_eligible, plan.k, block=ctx.block)
         tok_lq = torch.where(elig, lp_q.proposal, 0.0).sum(dim=-1)
         log_q = tok_lq + count_lp + sel_lp
@@ -561,13 +596,27 @@ class UnmaskingKernel(Proposal):
             s_stage = self._stage("sampling", True)
             samp_k = apply_transforms(samp_t, s_stage, tctx) if len(s_stage) != len(self._stage("sampling", False)) else samp_q
             lp_k = lp_q if samp_k is samp_q else self.sampler.log_prob(samp_k, cand)
-            score_k = self._scores(samp_k, self._stage("score", True), tctx, cand, lp_k)
+            score_k = self._scores(samp_k, self._stage("score", True), tctx, cand, lp_k, ctx)
             self._check_support(ctx, samp_q, samp_k, score_q, score_k)
             sel_lp_k = self.selector.log_prob(score_k, elig, plan, commit, rank)
             log_k = torch.where(elig, lp_k.proposal, 0.0).sum(dim=-1) + count_lp + sel_lp_k
             lp_target = lp_k
         step_aux = {k: v for k, v in tctx.cache.items() if isinstance(v, Tensor) and v.dim() == 1 and v.shape[0] == cand.shape[0]}
         return self._apply(state, ctx, cand, commit, lp_q, lp_target, log_q, log_k, score_q, plan, rank, step_aux)
+
+    def _check_no_mask_commit(self, state: ParticleState, ctx: KernelContext, cand: Tensor, commit: Tensor) -> None:
+        bad = commit & ctx.eligible & (cand == int(state.canvas.mask_id))
+        if bool(bad.any()):
+            n = state.n_particles
+            r = int(torch.nonzero(bad.any(dim=-1)).flatten()[0])
+            pos = int(ctx.positions.repeat_interleave(n, dim=0)[r][bad[r]][0])
+            raise ModelOutputError(
+                f"mask_token='keep': the candidate at position {pos} of prompt {int(ctx.rows[r // n])} (particle "
+                f"{r % n}, step {int(state.steps[ctx.rows[r // n]]) + 1}) is the mask token itself and is selected "
+                f"for commit. ML-GSAI/LLaDA generate would commit it, leave the position masked and carry on, "
+                f"possibly returning masks; smcdiff does not replay that. Use mask_token='suppress' "
+                f"(recipes.llada(faithful=False)), which never draws the mask token."
+            )
 
     def _check_support(self, ctx: KernelContext, samp_q: Tensor, samp_k: Tensor, score_q: Tensor, score_k: Tensor) -> None:
         """Refuse a step where the target kernel ``K`` can choose what the proposal ``q`` never does.

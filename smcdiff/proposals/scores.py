@@ -17,7 +17,8 @@ score               value at position i
 ``ScoreFn(f)``      any user function ``f(logits, candidates, logp) -> [R, Lb]``
 ==================  ===================================================================
 
-``tempered=True`` computes the probabilities from the sampler's tempered and
+``Confidence(in_model_dtype=True)`` is LLaDA's released computation (softmax in the
+model's dtype). ``tempered=True`` computes the probabilities from the sampler's tempered and
 truncated logits (Dream's convention); the default uses the raw model logits
 (LLaDA's).
 """
@@ -31,6 +32,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from .tokens import TokenLogProbs, TokenSampler, _lse
 
 __all__ = ["Score", "Confidence", "Margin", "TopProbability", "NegEntropy", "UniformRandom", "ScoreFn"]
@@ -55,11 +57,24 @@ class Confidence(Score):
     Args:
         tempered: use the probability under the sampler's tempered, truncated
             law (Dream) instead of the untempered model probability (LLaDA, default).
+        in_model_dtype: compute it as ML-GSAI/LLaDA ``generate`` does,
+            ``softmax(logits)[x]`` in the dtype of the model's logits (bfloat16 for a
+            bf16 model, whose rounding creates ties that change the commit order),
+            and return it in that dtype. The default is the float64 value
+            ``exp(logp.model)``.
     """
 
     tempered: bool = False
+    in_model_dtype: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tempered and self.in_model_dtype:
+            raise ConfigError("Confidence: in_model_dtype=True replays the untempered LLaDA confidence; "
+                              "it cannot be combined with tempered=True")
 
     def __call__(self, logits, candidates, logp, sampler):
+        if self.in_model_dtype:
+            return torch.softmax(logits, dim=-1).gather(-1, candidates[..., None])[..., 0]
         return torch.exp(logp.tempered if self.tempered else logp.model)
 
 

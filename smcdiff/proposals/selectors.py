@@ -10,6 +10,7 @@ set they pick and ``-inf`` for any other set.
 selector               rule                                             log q
 =====================  ===============================================  =============
 ``TopK``               the k highest scores (LLaDA, Dream)              0 / -inf
+``CanvasTopK``         torch.topk over canvas rows (LLaDA as released)  0 / -inf
 ``RandomK``            a uniform k-subset (LLaDA ``random``)            -log C(m, k)
 ``Threshold(c)``       score >= c, and always the best (Fast-dLLM)      0 / -inf
 ``FactorRule(f)``      Fast-dLLM ``get_transfer_index_dynamic``         0 / -inf
@@ -43,6 +44,7 @@ __all__ = [
     "SelectorDraw",
     "StepPlan",
     "TopK",
+    "CanvasTopK",
     "RandomK",
     "Threshold",
     "FactorRule",
@@ -69,12 +71,15 @@ class StepPlan:
         view: for the same selectors, the whole canvas as ``(confidence [R, L], masked [R, L],
             positions [R, Lb])``: the model's top-1 probability at every position, which
             positions are still masked, and the canvas position of each block slot.
+        canvas: for selectors with ``needs_canvas``, ``(L, positions [R, Lb])``: the
+            canvas length and the canvas position of each block slot.
     """
 
     k: Tensor
     p: Tensor | None = None
     time: Tensor | None = None
     view: tuple | None = None
+    canvas: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,8 @@ class Selector(ABC):
     uses_scores: bool = True
     #: True when the selector reads ``plan.time`` (the kernel then fills it in).
     needs_time: bool = False
+    #: True when the selector reads ``plan.canvas`` (the kernel then fills it in).
+    needs_canvas: bool = False
 
     @abstractmethod
     def draw(self, scores: Tensor, eligible: Tensor, plan: StepPlan, rng: RowRNG) -> SelectorDraw:
@@ -162,6 +169,72 @@ class TopK(_Deterministic):
     def draw(self, scores, eligible, plan, rng):
         commit = top_k_mask(scores, eligible, plan.k)
         return SelectorDraw(commit, torch.zeros(commit.shape[0], dtype=torch.float64, device=commit.device))
+
+
+@dataclass(frozen=True)
+class CanvasTopK(Selector):
+    """``torch.topk`` over whole canvas rows, as ML-GSAI/LLaDA ``generate`` selects.
+
+    Upstream builds, per row, the confidence of every canvas position (``-inf``
+    outside the masked positions up to the block end) in the confidence's own
+    dtype and calls ``torch.topk(row, k)``. Ties (frequent with bfloat16
+    confidences) then fall as ``torch.topk`` orders them for that row length,
+    dtype and device, which is not documented and differs from :class:`TopK`'s
+    "lower index first". This selector rebuilds the same row and calls the same
+    function, so on the same device its choice is upstream's.
+
+    ``random=True`` is upstream's ``remasking="random"``: the scores are float32
+    uniforms drawn over the whole canvas (``torch.rand((1, L))`` from the
+    prompt's generator, after the token noise), the law of :class:`RandomK`
+    (``log q = -log C(m, k)``) with upstream's stream.
+    """
+
+    random: bool = False
+    needs_canvas = True
+
+    @property
+    def is_deterministic(self) -> bool:  # type: ignore[override]
+        return not self.random
+
+    @property
+    def uses_scores(self) -> bool:  # type: ignore[override]
+        return not self.random
+
+    def _rows(self, scores: Tensor, eligible: Tensor, plan: StepPlan) -> tuple[Tensor, Tensor]:
+        if plan.canvas is None:
+            raise ConfigError("CanvasTopK needs the canvas layout (plan.canvas); only UnmaskingKernel provides it")
+        length, pos = plan.canvas
+        rows = torch.full((scores.shape[0], int(length)), NEG_INF, dtype=scores.dtype, device=scores.device)
+        rows.scatter_(1, pos, torch.where(eligible, scores, torch.tensor(NEG_INF, dtype=scores.dtype)))
+        return rows, pos
+
+    def _select(self, rows: Tensor, pos: Tensor, eligible: Tensor, k: Tensor) -> Tensor:
+        picked = torch.zeros_like(rows, dtype=torch.bool)
+        for r in range(rows.shape[0]):
+            kk = min(int(k[r]), int(eligible[r].sum()))
+            if kk > 0:
+                picked[r, torch.topk(rows[r], kk).indices] = True
+        return picked.gather(1, pos) & eligible
+
+    def draw(self, scores, eligible, plan, rng):
+        if self.random:
+            if rng is None:
+                raise ConfigError("CanvasTopK(random=True) draws; it has no deterministic choice")
+            u = rng.canvas_uniform(dtype=torch.float32)
+            length, pos = plan.canvas if plan.canvas is not None else (None, None)
+            if pos is None:
+                raise ConfigError("CanvasTopK needs the canvas layout (plan.canvas); only UnmaskingKernel provides it")
+            rows, pos = self._rows(u.gather(1, pos), eligible, plan)
+            commit = self._select(rows, pos, eligible, plan.k)
+            return SelectorDraw(commit, self.log_prob(scores, eligible, plan, commit))
+        rows, pos = self._rows(scores, eligible, plan)
+        commit = self._select(rows, pos, eligible, plan.k)
+        return SelectorDraw(commit, torch.zeros(commit.shape[0], dtype=torch.float64, device=commit.device))
+
+    def log_prob(self, scores, eligible, plan, commit, rank=None):
+        if self.random:
+            return RandomK().log_prob(scores, eligible, plan, commit)
+        return _point_mass(self.draw(scores, eligible, plan, None).commit, commit)
 
 
 @dataclass(frozen=True)

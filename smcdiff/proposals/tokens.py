@@ -18,8 +18,9 @@ Samplers
 :class:`Categorical` (default) draws exactly from ``softmax(logits / T)`` by
 inverse-CDF with one uniform per position. :class:`GumbelMax` draws from the
 same distribution as ``argmax(logits / T + Gumbel noise)`` with float64 noise
-over the whole vocabulary, exactly as ML-GSAI/LLaDA ``add_gumbel_noise`` does;
-use it to reproduce upstream noise streams. :class:`Greedy` is the ``T = 0``
+over the whole vocabulary, as ML-GSAI/LLaDA ``add_gumbel_noise`` does;
+``GumbelMax(replay="llada")`` draws that noise over the whole canvas at every
+step, exactly as ``generate`` does, to replay upstream's noise stream. :class:`Greedy` is the ``T = 0``
 limit of both.
 """
 
@@ -258,18 +259,36 @@ class GumbelMax(TokenSampler):
     """``argmax(truncate(logits / T) + g)``, ``g`` standard Gumbel noise in float64 over the vocabulary.
 
     The sampler of ML-GSAI/LLaDA (``add_gumbel_noise``): the same law as
-    :class:`Categorical` but ``V`` uniforms per position, so it is slower; use it
-    to reproduce upstream noise streams. ``temperature = 0`` is greedy and draws
-    nothing.
+    :class:`Categorical` but ``V`` uniforms per position, so it is slower.
+    ``temperature = 0`` is greedy and draws nothing.
+
+    Noise stream. By default each step draws ``[Lb, V]`` uniforms per particle,
+    for the current block only. ``replay="llada"`` draws them as ``generate`` does:
+    ``[1, L, V]`` float64 uniforms over the *whole* canvas (prompt included) at
+    every step, of which the block's rows are used, and picks
+    ``argmax(exp(logits) / (-log u)^T)`` in float64, upstream's exact expression.
+    With the same seed (upstream ``torch.manual_seed(s)``; here ``seed=[s]`` for
+    one prompt, or a generator) the candidates then equal upstream's at any
+    temperature, prompt and number of blocks, and so do the tokens where the rest
+    of the kernel replays it too (``recipes.llada(faithful=True)``). Replay costs
+    ``L / Lb`` times the noise of the default and cannot be combined with
+    truncation (upstream has none).
     """
 
     temperature: float = 1.0
     top_p: float | None = None
     top_k: int | None = None
+    replay: str | None = None
 
     def __post_init__(self) -> None:
         _check_temperature(self.temperature)
         _check_truncation(self.top_p, self.top_k)
+        if self.replay not in (None, "llada"):
+            raise ConfigError(f"replay must be None or 'llada'; got {self.replay!r}")
+        if self.replay is not None and self.truncates:
+            raise ConfigError(
+                f"replay={self.replay!r} reproduces an untruncated sampler; got top_p={self.top_p}, top_k={self.top_k}"
+            )
 
     def gumbel_argmax(self, logits: Tensor, u: Tensor) -> Tensor:
         """The token chosen by uniforms ``u`` (same shape as ``logits``), as LLaDA computes it.
@@ -284,10 +303,17 @@ class GumbelMax(TokenSampler):
         if self.temperature == 0.0:
             return self._greedy(logits)
         r, lb, v = logits.shape
-        u = rng.uniform(lb, v)
-        if self.truncates:
+        if self.replay == "llada":
+            if rng.positions is None:
+                raise ConfigError("GumbelMax(replay='llada') needs the block positions; only UnmaskingKernel provides them")
+            u_all = rng.canvas_uniform(v)
+            u = u_all.gather(1, rng.positions.to(u_all.device)[..., None].expand(-1, -1, v))
+            noisy = logits.to(torch.float64).exp() / (-torch.log(u)) ** self.temperature
+            tok = noisy.argmax(dim=-1)
+        elif self.truncates:
+            u = rng.uniform(lb, v)
             noisy = self.tempered_logits(logits).to(torch.float64) - torch.log(-torch.log(u))
             tok = noisy.argmax(dim=-1)
         else:
-            tok = self.gumbel_argmax(logits, u)
+            tok = self.gumbel_argmax(logits, rng.uniform(lb, v))
         return tok, self.log_prob(logits, tok)

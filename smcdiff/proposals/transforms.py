@@ -117,21 +117,28 @@ class SuppressEOS(LogitTransform):
 
     ``include_eot=False`` suppresses the first id only (LLaDA's ``logits_eos_inf``
     acts on EOS 126081); ``include_eot=True`` the first two (LLaDA's
-    ``confidence_eos_eot_inf`` acts on EOS 126081 and EoT 126348).
+    ``confidence_eos_eot_inf`` acts on EOS 126081 and EoT 126348);
+    ``eot_only=True`` the second only (what the released ``confidence_eos_eot_inf``
+    does at temperature > 0, where it removes only EoT from the confidence softmax).
     """
 
     stage: str = "sampling"
     include_eot: bool = False
     in_target: bool = True
+    eot_only: bool = False
 
     def __post_init__(self) -> None:
         _check_stage(self.stage)
+        if self.eot_only and self.include_eot:
+            raise ConfigError("SuppressEOS: give include_eot=True (EOS and EoT) or eot_only=True (EoT), not both")
 
     def __call__(self, logits: Tensor, ctx: TransformContext) -> Tensor:
         ids = tuple(getattr(ctx.model, "eos_ids", ()) or ())
         if not ids:
             raise ConfigError("SuppressEOS: the model declares no eos_ids")
-        ids = ids[:2] if self.include_eot else ids[:1]
+        if self.eot_only and len(ids) < 2:
+            raise ConfigError(f"SuppressEOS(eot_only=True): the model declares no EoT id (eos_ids={list(ids)})")
+        ids = ids[1:2] if self.eot_only else ids[:2] if self.include_eot else ids[:1]
         return SuppressTokens(ids, self.stage)(logits, ctx)
 
 
