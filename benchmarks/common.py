@@ -42,11 +42,17 @@ class Timed:
     def logits(self, tokens, attention_mask=None):
         return self._timed(self.inner.logits, tokens, attention_mask)
 
-    def prefill(self, tokens, attention_mask, prefix_len):
-        return self._timed(self.inner.prefill, tokens, attention_mask, prefix_len)
+    def prefill(self, tokens, attention_mask, prefix_len, *suffix_start):
+        return self._timed(self.inner.prefill, tokens, attention_mask, prefix_len, *suffix_start)
 
     def cached_logits(self, tokens, attention_mask, cache):
         return self._timed(self.inner.cached_logits, tokens, attention_mask, cache)
+
+    def require_prefix_cache(self):
+        return self.inner.require_prefix_cache()
+
+    def require_dual_cache(self):
+        return self.inner.require_dual_cache()
 
     def reset(self):
         self.seconds, self.calls = 0.0, 0

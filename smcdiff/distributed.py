@@ -268,4 +268,18 @@ def concat_results(parts: Sequence[SMCResult], pad_id: int | None = None) -> SMC
         reward_calls=_cat([p.reward_calls for p in parts], "reward_calls"),
         reward_texts=_cat([p.reward_texts for p in parts], "reward_texts"),
         best_by=parts[0].best_by,
+        timings=_merged_timings(parts),
     )
+
+
+def _merged_timings(parts: Sequence[SMCResult]) -> dict:
+    """The slowest shard's wall time and the largest peak and estimate (each rank has its own device)."""
+    out: dict = {"shards": len(parts)}
+    for key in ("wall_s", "peak_memory_bytes", "memory_estimate_bytes"):
+        vals = [p.timings.get(key) for p in parts if p.timings.get(key) is not None]
+        if vals:
+            out[key] = max(vals)
+    srcs = {p.timings.get("peak_memory_source") for p in parts} - {None}
+    if srcs:
+        out["peak_memory_source"] = ", ".join(sorted(srcs))
+    return out

@@ -34,6 +34,7 @@ from __future__ import annotations
 import inspect
 import logging
 import numbers
+import time
 import warnings
 from dataclasses import dataclass, replace
 from typing import Literal, Sequence
@@ -43,6 +44,8 @@ import torch
 from torch import Tensor
 
 from .errors import AllParticlesDeadError, ConfigError, check_int
+from . import memory
+from .memory import MemoryEstimate
 from .models.base import output_device, validate_denoiser
 from .policies import AdaptiveResampling, CheckEvent, ResamplingPolicy
 from .potentials.base import Potential, apply_potentials
@@ -590,19 +593,20 @@ class SMC:
         particles = self._fresh_particles(
             canvas_tokens,
             canvas,
-            vocab=int(model.vocab_size),
+            model=model,
             attention_mask=None if am is None else torch.cat(
                 [am, torch.ones(b, canvas.gen_length, dtype=torch.bool, device=device)], dim=1
             ),
         )
         return self._start(model, particles, seed)
 
-    def _fresh_particles(self, canvas_tokens: Tensor, canvas: Canvas, vocab: int | None = None, **layout) -> ParticleState:
+    def _fresh_particles(self, canvas_tokens: Tensor, canvas: Canvas, model=None, **layout) -> ParticleState:
         """N copies of each row of ``canvas_tokens [B, L]``, nothing committed, at step 0."""
         b, l = canvas_tokens.shape
         n = self.n_particles
         dev = canvas_tokens.device
-        self._check_memory(b, l, dev, vocab)
+        if model is not None:
+            self._check_memory(model, b, canvas, dev)
         return ParticleState(
             tokens=canvas_tokens[:, None, :].expand(b, n, l).clone(),
             committed_logp=torch.zeros(b, n, l, dtype=torch.float64, device=dev),
@@ -615,27 +619,31 @@ class SMC:
             **layout,
         )
 
-    def _check_memory(self, b: int, l: int, device: torch.device, vocab: int | None) -> None:
-        """Refuse, before allocating, a population that cannot fit in the device's free memory.
+    def memory_estimate(self, model, n_prompts: int, length: int, block_length: int | None = None) -> MemoryEstimate:
+        """Peak bytes of a step over ``n_prompts`` x N canvases of ``length`` positions (blocks of
+        ``block_length``, default the whole canvas), with ``model``'s vocabulary and logits dtype.
 
-        A lower bound on what a run holds at once: the particle state (tokens, commit
-        steps and committed log-probabilities, 24 bytes per particle position) plus the
-        logits of one forward pass over all ``B * N`` rows (float32, ``L * V`` per row;
-        twice with classifier-free guidance).
+        Counts the logits of one forward pass, the kernel's block copies and the particle
+        state, not the network's activations (see :mod:`smcdiff.memory`).
         """
-        rows = b * self.n_particles
-        state_bytes = rows * l * 24
-        cfg = 2 if float(getattr(self.proposal, "cfg_scale", 0.0) or 0.0) > 0 else 1
-        logit_bytes = cfg * rows * l * int(vocab or 1) * 4
-        need = state_bytes + logit_bytes
+        n_prompts = check_int("n_prompts", n_prompts, minimum=1)
+        length = check_int("length", length, minimum=1)
+        lb = length if block_length is None else min(check_int("block_length", block_length, minimum=1), length)
+        cfg = float(getattr(self.proposal, "cfg_scale", 0.0) or 0.0) > 0
+        return memory.estimate(n_prompts * self.n_particles, length, lb, int(model.vocab_size),
+                               memory.logits_dtype(model), cfg)
+
+    def _check_memory(self, model, b: int, canvas: Canvas, device: torch.device) -> None:
+        """Refuse, before allocating, a population that cannot fit in the device's free memory
+        (:meth:`memory_estimate`: logits, block copies and particle state; a lower bound)."""
+        need = self.memory_estimate(model, b, canvas.length, canvas.block_length)
         free = _free_memory(device)
-        if free is not None and need > free:
+        if free is not None and need.total > free:
             gib = 2.0**30
             raise ConfigError(
-                f"n_particles={self.n_particles} for {b} prompt(s) on a canvas of {l} positions needs at least "
-                f"{need / gib:.3g} GiB on {device} (particle state {state_bytes / gib:.3g} GiB, logits of one "
-                f"forward pass over {rows} rows {logit_bytes / gib:.3g} GiB) but only {free / gib:.3g} GiB is "
-                f"free; lower n_particles or run fewer prompts at once"
+                f"n_particles={self.n_particles} for {b} prompt(s) on a canvas of {canvas.length} positions needs at "
+                f"least {need.describe()} on {device} but only {free / gib:.3g} GiB is free; lower n_particles or "
+                f"run fewer prompts at once"
             )
 
     def init_template(
@@ -679,7 +687,7 @@ class SMC:
         particles = self._fresh_particles(
             toks,
             canvas,
-            vocab=int(model.vocab_size),
+            model=model,
             attention_mask=am,
             free=free,
             block_starts=starts,
@@ -857,6 +865,9 @@ class SMC:
         bar = _progress_bar(progress)
         debug = _log.isEnabledFor(logging.DEBUG)
         n_resampled = 0
+        t0 = time.perf_counter()
+        peak = memory.peak_memory(state.particles.device)
+        measured = peak.__enter__()
         try:
             while not state.done:
                 if state.t >= limit:
@@ -876,12 +887,20 @@ class SMC:
                         bar.set_postfix_str(f"ESS min {ess:.2f}/{self.n_particles}, resampled {n_resampled}, "
                                             f"finished {int(done.sum())}/{done.numel()}", refresh=False)
         finally:
+            peak.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
         if debug:
             _log.debug("finished in %d steps, %d resampling events", len(records),
                       sum(int(r.resampled.sum()) for r in records))
-        return self.result(state, records)
+        canvas = state.particles.canvas
+        timings = {
+            "wall_s": time.perf_counter() - t0,
+            **measured,
+            "memory_estimate_bytes": self.memory_estimate(model, state.particles.batch_size, canvas.length,
+                                                          canvas.block_length).total,
+        }
+        return replace(self.result(state, records), timings=timings)
 
     def result(self, state: SMCState, records: Sequence[StepRecord]) -> SMCResult:
         """Assemble an :class:`~smcdiff.results.SMCResult` from a final state and its records."""

@@ -74,6 +74,8 @@ def save_result(result, path: str | Path, meta: dict | None = None) -> Path:
             tensors[f.name] = v.detach().cpu().contiguous()
         elif v is None or isinstance(v, _SCALARS):
             scalars[f.name] = v
+        elif f.name == "timings" and isinstance(v, dict):
+            scalars[f.name] = {k: x for k, x in v.items() if x is None or isinstance(x, _SCALARS)}
         else:
             raise ConfigError(f"cannot save SMCResult field {f.name!r} of type {type(v).__name__}")
     tensors["weights.log_w"] = result.weights.log_w.detach().cpu().contiguous()

@@ -231,7 +231,8 @@ def fast_dllm(
     threshold, as upstream). Neither: LLaDA's even split over ``steps``.
     ``cache="prefix"`` is ``generate_with_prefix_cache`` (the first step of each
     block runs the full canvas, the others run the suffix with the cached prefix);
-    ``cache=None`` is ``generate``.
+    ``cache="dual"`` is ``generate_with_dual_cache`` (the others run only the block,
+    with the prefix and the suffix cached); ``cache=None`` is ``generate``.
     """
     if factor is not None:
         selector, schedule = FactorRule(factor), AdaptiveSteps()

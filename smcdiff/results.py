@@ -124,6 +124,10 @@ class SMCResult:
             (reward potentials and RWS tilts).
         reward_texts: ``[B]`` texts of prompt ``b`` scored by rewards.
         best_by: the sampler's output rule, used by :meth:`best` without ``by``.
+        timings: how the run went (filled by ``SMC.run`` / ``SMC.infill``; saved with the
+            result): ``wall_s``, ``peak_memory_bytes`` and ``peak_memory_source`` (see
+            :func:`smcdiff.memory.peak_memory`; None where it cannot be measured) and
+            ``memory_estimate_bytes``, the engine's estimate made before allocating.
     """
 
     sequences: Tensor
@@ -142,6 +146,7 @@ class SMCResult:
     reward_calls: Tensor | None = None
     reward_texts: Tensor | None = None
     best_by: str = "weight"
+    timings: dict = field(default_factory=dict)
 
     @property
     def is_template(self) -> bool:

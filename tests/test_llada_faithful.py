@@ -10,7 +10,7 @@ import torch
 import upstream_ref as ref
 from smcdiff import recipes
 from smcdiff.errors import ConfigError, ModelOutputError
-from smcdiff.models import CallableDenoiser, LLaDADenoiser
+from smcdiff.models import CallableDenoiser
 from smcdiff.models.tiny import tiny_llada
 from smcdiff.proposals import CanvasTopK, Confidence, GumbelMax
 

@@ -330,8 +330,11 @@ class HFDenoiser:
         return _native_dynamic_cache(kv.layers)
 
     @torch.no_grad()
-    def prefill(self, tokens: Tensor, attention_mask: Tensor | None, prefix_len: int) -> tuple[Tensor, KVCache]:
-        """Full forward; returns logits ``[R, L, V]`` and the cache of the positions before ``prefix_len``.
+    def prefill(
+        self, tokens: Tensor, attention_mask: Tensor | None, prefix_len: int, suffix_start: int | None = None
+    ) -> tuple[Tensor, KVCache]:
+        """Full forward; returns logits ``[R, L, V]`` and the cache of the positions before ``prefix_len``
+        (and, with ``suffix_start``, of those from ``suffix_start`` on: Fast-dLLM's dual cache).
 
         A model that refuses the cache (e.g. an ``AssertionError`` in its forward,
         as in the official GSAI-ML LLaDA code) raises :class:`~smcdiff.ConfigError`
@@ -339,6 +342,8 @@ class HFDenoiser:
         """
         if self._cache_kw is None or self._cache_problem:  # known not to work: no forward pass
             raise self._cache_error(self._prefix_cache_problem())
+        if suffix_start is not None:
+            self.require_dual_cache()
         tokens = tokens.to(self.device)
         am = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.to(self.device)
         try:
@@ -352,6 +357,14 @@ class HFDenoiser:
             raise ModelOutputError(f"{type(self.model).__name__} returned no cache with use_cache=True")
         self._native_cache = not isinstance(cache, (tuple, list))
         keep = max(int(prefix_len) - self.shift, 0)
+        if suffix_start is not None:
+            e = int(suffix_start)
+            layers = tuple(
+                (torch.cat([k[:, :, :keep], k[:, :, e:]], dim=2).contiguous(),
+                 torch.cat([v[:, :, :keep], v[:, :, e:]], dim=2).contiguous())
+                for k, v in _kv_layers(cache)
+            )
+            return self._post(raw), KVCache(layers, keep, int(prefix_len), e)
         layers = tuple((k[:, :, :keep].contiguous(), v[:, :, :keep].contiguous()) for k, v in _kv_layers(cache))
         if self.shift:
             raw = self._unshift(raw, am)
@@ -367,6 +380,8 @@ class HFDenoiser:
         tokens = tokens.to(self.device)
         p, start = cache.prefix_len, cache.start
         am = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.to(self.device)
+        if cache.suffix_start is not None:
+            return self._dual_cached_logits(tokens, am, cache)
         if p == 0:
             # nothing cached (e.g. a shifted model whose block starts at position 1): full forward
             return self.logits(tokens, attention_mask)[:, start:]
@@ -388,6 +403,33 @@ class HFDenoiser:
                 res = res.clone()
                 res[rows, 0] = raw[rows, 1]
         return self._post(res)
+
+    def require_dual_cache(self) -> None:
+        """Raise :class:`~smcdiff.ConfigError` if this model cannot run the dual cache (before any work)."""
+        if self.shift:
+            raise ConfigError(
+                f"cache='dual' is for models whose logit i predicts position i (LLaDA-style); "
+                f"{type(self).__name__} shifts its logits. Use cache='prefix' or None"
+            )
+        if not self._takes_positions:
+            raise ConfigError(
+                f"cache='dual' runs the block alone and must give it its positions; "
+                f"{type(self.model).__name__}.forward takes no position_ids. Use cache='prefix' or None"
+            )
+
+    def _dual_cached_logits(self, tokens: Tensor, am: Tensor | None, cache: KVCache) -> Tensor:
+        """Logits ``[R, e - s, V]`` of the block ``[s, e)``, attending to the cached prefix and suffix."""
+        s, e = cache.start, cache.suffix_start
+        blk = tokens[:, s:e]
+        if am is not None:
+            pos = positions_from_mask(am)[:, s:e]
+            keys = torch.cat([am[:, :s], am[:, e:], am[:, s:e]], dim=1)  # the cached keys come first
+        else:
+            pos = torch.arange(s, e, device=tokens.device).expand(tokens.shape[0], -1)
+            keys = None
+        out = self._call(blk, keys, pos, cache=self._to_native(cache), use_cache=True)
+        raw = out["logits"] if isinstance(out, dict) else out.logits
+        return self._post(raw)
 
     def decode(self, ids) -> str:
         if self.tokenizer is None:

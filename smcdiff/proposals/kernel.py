@@ -113,8 +113,13 @@ class UnmaskingKernel(Proposal):
         cfg_scale: classifier-free guidance scale (0 = off), as LLaDA: the
             unconditional pass masks the prompt and
             ``logits = u + (cfg_scale + 1) * (c - u)``.
-        cache: ``"prefix"`` for Fast-dLLM's prefix KV cache (the model must
-            implement ``prefill`` / ``cached_logits``), or None.
+        cache: ``"prefix"`` for Fast-dLLM's prefix KV cache, ``"dual"`` for its dual
+            cache (prefix and suffix; LLaDA-style models whose forward takes
+            ``position_ids``), or None. The model must implement ``prefill`` /
+            ``cached_logits``. Both are approximations: each block's first step
+            runs the whole canvas and caches the keys and values of the positions
+            outside the block's reach (before it; with ``"dual"`` also after it),
+            which then stay frozen while the block's tokens change.
         target: ``"model"`` or ``"proposal"`` (see the module docstring).
         mask_token: ``"suppress"`` (default) sets the mask token's logit to ``-inf``
             before sampling and scoring, so a mask is never a candidate.
@@ -174,10 +179,10 @@ class UnmaskingKernel(Proposal):
                     f"threshold must lie in [0, 1] with the probability-valued score {self.score!r}; got {thr} "
                     f"(above 1 nothing but the top position would ever pass, below 0 everything would)"
                 )
-        if cache not in (None, "prefix"):
-            raise ConfigError(f"cache must be None or 'prefix'; got {cache!r}")
+        if cache not in (None, "prefix", "dual"):
+            raise ConfigError(f"cache must be None, 'prefix' or 'dual'; got {cache!r}")
         if cache is not None and self.cfg_scale > 0:
-            raise ConfigError("the prefix cache is not supported together with classifier-free guidance")
+            raise ConfigError(f"cache={cache!r} is not supported together with classifier-free guidance")
         self.cache = cache
         if target not in ("model", "proposal"):
             raise ConfigError(f"target must be 'model' or 'proposal'; got {target!r}")
@@ -296,14 +301,21 @@ class UnmaskingKernel(Proposal):
 
     def check_model(self, model) -> None:
         """Raise if the model lacks what this kernel needs (called by ``SMC.init``)."""
-        if self.cache != "prefix":
+        if self.cache is None:
             return
         if not (hasattr(model, "prefill") and hasattr(model, "cached_logits")):
             raise ConfigError(
-                f"cache='prefix' needs a model with prefill() and cached_logits(); {type(model).__name__} has none"
+                f"cache={self.cache!r} needs a model with prefill() and cached_logits(); {type(model).__name__} has none"
             )
         if hasattr(model, "require_prefix_cache"):  # adapters that can tell whether the model accepts a cache
             model.require_prefix_cache()
+        if self.cache == "dual":
+            if not hasattr(model, "require_dual_cache"):
+                raise ConfigError(
+                    f"cache='dual' needs a model adapter that supports it (require_dual_cache(), e.g. LLaDADenoiser); "
+                    f"{type(model).__name__} has none"
+                )
+            model.require_dual_cache()
 
     def max_block_steps(self, canvas: Canvas) -> int:
         s = self.schedule.steps_per_block(canvas)
@@ -386,7 +398,10 @@ class UnmaskingKernel(Proposal):
             step = max_rows or rr.numel()
             for c in range(0, rr.numel(), step):
                 sub = rr[c : c + step]
-                lg, kv = model.prefill(tokens[sub], None if am is None else am[sub], s)
+                if self.cache == "dual":
+                    lg, kv = model.prefill(tokens[sub], None if am is None else am[sub], s, min(s + lb, tokens.shape[1]))
+                else:
+                    lg, kv = model.prefill(tokens[sub], None if am is None else am[sub], s)
                 chunks_logits.append(_slots(lg[:, s : s + lb], lb))
                 chunks_kv.append(kv)
             put(rr, torch.cat(chunks_logits))
@@ -569,7 +584,7 @@ class UnmaskingKernel(Proposal):
             return plan
         n = state.n_particles
         if ctx.full_logits is None:
-            raise ConfigError("a learned policy reads the whole canvas; it cannot run with cache='prefix'")
+            raise ConfigError(f"a learned policy reads the whole canvas; it cannot run with cache={self.cache!r}")
         t = state.steps[ctx.rows].to(torch.float64).repeat_interleave(n) / state.canvas.gen_length
         z = ctx.full_logits.float()
         mid = int(state.canvas.mask_id)

@@ -208,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--conf-skip", type=float, default=0.0,
                     help="0: the paper's network; > 0: a learnable confidence gain initialised to this value "
                          "(see PolicyConfig.conf_skip)")
+    ap.add_argument("--init-from", default="",
+                    help="start from a policy's weights: a shipped name (sudoku-a1) or a directory/prefix saved by "
+                         "UnmaskingPolicyNet.save (its config replaces --init-bias/--conf-skip)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar (the per-round lines stay)")
     ap.add_argument("--ship", default="", help="also write the best policy to smcdiff/weights/policy-NAME.*")
     ap.add_argument("--docs", default=str(REPO_DOCS), help="copy the curve to docs/models ('' to skip)")
     return ap
@@ -223,7 +227,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     puzzles = load_split(args.split)
     from ..proposals.learned import PolicyConfig
 
-    net = UnmaskingPolicyNet(PolicyConfig(init_bias=args.init_bias, conf_skip=args.conf_skip))
+    if args.init_from:
+        from ..proposals.learned import load_policy
+
+        import copy
+
+        net = copy.deepcopy(load_policy(args.init_from))  # the loaded object is shared (cached); train a copy
+        for prm in net.parameters():
+            prm.requires_grad_(True)
+        print(f"starting from the weights of {args.init_from}", flush=True)
+    else:
+        net = UnmaskingPolicyNet(PolicyConfig(init_bias=args.init_bias, conf_skip=args.conf_skip))
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.1)
     step, wall, best, recent = 0, 0.0, -1.0, []
     if args.resume and ckpt.exists():
@@ -244,7 +258,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "alpha": args.alpha, "group": args.group, "puzzles": args.puzzles, "mu": args.mu, "clip": args.clip,
             "lr": args.lr, "total_steps": args.steps, "seed": args.seed, "task": f"sudoku {args.split} split",
             "fallback": not args.no_fallback, "block_length": args.block_length, "init_bias": args.init_bias, "conf_skip": args.conf_skip,
+            "init_from": args.init_from or None,
             "n_params": sum(p.numel() for p in net.parameters())}
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.steps, initial=step, desc=f"GRPO alpha={args.alpha:g}", unit="round", file=sys.stderr)
     t_start = last = time.time()
     while step < args.steps and time.time() - t_start < args.minutes * 60:
         lr = lr_schedule(step, args.lr, args.warmup, max(1, args.steps - args.warmup), args.warmup, 0.1 * args.lr)
@@ -275,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{float(ro.correct.double().mean()):.3f} loss {loss_v:.4f}{' (skipped)' if skipped else ''} "
               f"{wall / 60:.1f} min", flush=True)
         roll = sum(recent) / len(recent)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"reward {mean_r:.3f} (20-round {roll:.3f}) NFE {float(ro.nfe.double().mean()):.1f} "
+                                f"solved {float(ro.correct.double().mean()):.2f}", refresh=False)
         if len(recent) >= 10 and roll > best:
             best = roll
             meta = {**info, "step": step, "train_wall_s": round(wall, 1), "rolling_train_reward": round(roll, 4),
@@ -286,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             atomic_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall, "best": best,
                          "recent": recent, "rng": rng_state(gen), "args": vars(args)}, ckpt)
             publish_curve(plot_curve, csv_path, png_path, args.docs, f"policy-{args.ship or 'run'}_curve")
+    if bar is not None:
+        bar.close()
     atomic_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall, "best": best,
                  "recent": recent, "rng": rng_state(gen), "args": vars(args)}, ckpt)
     publish_curve(plot_curve, csv_path, png_path, args.docs, f"policy-{args.ship or 'run'}_curve")
