@@ -48,6 +48,12 @@ class Timed:
     def cached_logits(self, tokens, attention_mask, cache):
         return self._timed(self.inner.cached_logits, tokens, attention_mask, cache)
 
+    @property
+    def logits_dtype(self):
+        from smcdiff.memory import logits_dtype
+
+        return logits_dtype(self.inner)
+
     def require_prefix_cache(self):
         return self.inner.require_prefix_cache()
 

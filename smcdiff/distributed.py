@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .engine import SMC, prepare_prompts, row_seeds
+from .engine import SMC, make_generators, prepare_prompts, row_seeds
 from .errors import ConfigError
 from .results import Genealogy, SMCResult, StepRecord
 from .weights import Weights
@@ -103,6 +103,7 @@ def _global_seeds(seed, n: int) -> list[int]:
     if isinstance(seed, (list, tuple)):
         if len(seed) != n:
             raise ConfigError(f"seed: a list needs one entry per prompt ({n}); got {len(seed)}")
+        make_generators(list(seed), n, "cpu")  # the library's seed rule: refuses floats, bools, negatives, ...
         return list(seed)
     return row_seeds(seed, n)
 

@@ -274,7 +274,7 @@ def evaluate(model, task: Task, methods: Sequence[Method], seeds: Sequence[int] 
                 if bar is not None:
                     bar.set_description(f"{task.name}: {m.label} seed {s}")
                 rec = _run_one(model, task, m, items, s, batch_size, bar)
-                if path is not None:
+                if path is not None and distributed.world()[0] == 0:  # every rank has the record; rank 0 writes
                     path.parent.mkdir(parents=True, exist_ok=True)
                     tmp = path.with_suffix(".tmp")
                     tmp.write_text(json.dumps(rec) + "\n")

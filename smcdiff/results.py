@@ -127,7 +127,8 @@ class SMCResult:
         timings: how the run went (filled by ``SMC.run`` / ``SMC.infill``; saved with the
             result): ``wall_s``, ``peak_memory_bytes`` and ``peak_memory_source`` (see
             :func:`smcdiff.memory.peak_memory`; None where it cannot be measured) and
-            ``memory_estimate_bytes``, the engine's estimate made before allocating.
+            ``memory_estimate_bytes``, the engine's estimate made before allocating. Measuring resets
+            the device's peak-memory counter (CUDA) or the process's peak resident size (Linux).
     """
 
     sequences: Tensor

@@ -185,16 +185,19 @@ def test_reference_stream_is_the_global_generator_stream():
 
 
 def test_left_padding_does_not_change_the_replayed_stream():
-    """A left-padded row draws over its own canvas: it equals the same prompt run alone."""
+    """A left-padded row draws over its own canvas and runs torch.topk over it: it equals the same prompt run
+    alone. (Float32: in bfloat16 the padded width changes the model's own logits, so no sampler can match.)"""
     net = _net(6.0, seed=4)
     mask_id = V - 1
     fn = _mask_low(lambda x, am: net(x, attention_mask=am).logits, mask_id)
     model = CallableDenoiser(fn, mask_id=mask_id, vocab_size=V, eos_ids=(1, 2), pad_id=0)
     rows = [_prompts(1, 6, seed=1)[0].tolist(), _prompts(1, 3, seed=2)[0].tolist()]
-    smc = recipes.llada(steps=8, gen_length=16, block_length=8, temperature=1.0, faithful=True)
-    both = smc.run(model, rows, seed=[21, 22])
-    alone = smc.run(model, [rows[1]], seed=[22])
-    assert torch.equal(both.sequences[1, 0, 3:], alone.sequences[0, 0])
+    for kw in (dict(temperature=1.0), dict(temperature=0.0), dict(temperature=1.0, remasking="random")):
+        smc = recipes.llada(steps=8, gen_length=16, block_length=8, faithful=True, **kw)
+        both = smc.run(model, rows, seed=[21, 22])
+        alone = smc.run(model, [rows[1]], seed=[22])
+        assert torch.equal(both.sequences[1, 0, 3:], alone.sequences[0, 0]), kw
+        assert torch.equal(both.commit_step[1, 0, 3:], alone.commit_step[0, 0]), kw
 
 
 def test_committing_the_mask_token_is_refused_not_diverged():
@@ -226,3 +229,45 @@ def test_faithful_switch_composition_and_errors():
         GumbelMax(1.0, replay="dream")
     with pytest.raises(ConfigError, match="tempered"):
         Confidence(tempered=True, in_model_dtype=True)
+
+
+def test_canvas_topk_breaks_ties_over_the_unpadded_row():
+    """bf16 confidences with many ties: a row with 7 padding positions in front picks what the row alone picks."""
+    from smcdiff.proposals.selectors import StepPlan
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        lb, pad, length = 16, 7, 24
+        scores = (torch.rand(1, lb, generator=g) * 4).round().div(4).to(torch.bfloat16)  # 5 values: ties
+        eligible = torch.rand(1, lb, generator=g) < 0.8
+        k = torch.tensor([int(torch.randint(1, 6, (1,), generator=g))])
+        pos = torch.arange(length - lb, length)[None]
+        alone = CanvasTopK().draw(scores, eligible, StepPlan(k=k, canvas=(length, pos, None)), None).commit
+        padded = CanvasTopK().draw(scores, eligible, StepPlan(k=k, canvas=(length + pad, pos + pad, [pad])),
+                                   None).commit
+        assert torch.equal(alone, padded)
+
+
+def test_canvas_topk_ignores_ineligible_slots_that_repeat_a_position():
+    """Slots past a template's end point at an earlier position; only eligible slots may write the row."""
+    from smcdiff.proposals.selectors import StepPlan
+
+    scores = torch.tensor([[0.9, 0.1, 0.5, 0.2, 0.3, 0.0, 0.0, 0.0]])
+    eligible = torch.tensor([[True, True, False, True, False, False, False, False]])
+    plan = StepPlan(k=torch.tensor([1]), canvas=(5, torch.tensor([[0, 1, 2, 3, 4, 0, 0, 0]]), None))
+    commit = CanvasTopK().draw(scores, eligible, plan, None).commit
+    assert commit.tolist() == [[True] + [False] * 7]
+
+
+def test_faithful_infill_of_a_short_template():
+    net = _net(6.0, seed=4)
+    mask_id = V - 1
+    fn = _mask_third(lambda x, am: net(x, attention_mask=am).logits, mask_id)
+    smc = recipes.llada(steps=3, gen_length=3, block_length=8, faithful=True)
+    res = smc.infill(_model(fn, mask_id), [[mask_id, 5, mask_id, mask_id, 7]], seed=0)
+    assert not bool((res.sequences == mask_id).any())
+    # the most confident masked position commits first, as upstream's topk over the row would choose
+    z = fn(torch.tensor([[mask_id, 5, mask_id, mask_id, 7]]), None)
+    conf = torch.softmax(z, -1).max(-1).values[0, [0, 2, 3]]
+    first = [0, 2, 3][int(conf.argmax())]
+    assert int(res.commit_step[0, 0, first]) == 1

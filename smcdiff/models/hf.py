@@ -211,7 +211,11 @@ class HFDenoiser:
     @property
     def output_device(self) -> torch.device:
         """Where the logits come out: the output head's device (differs from :attr:`device` when the
-        network is split over devices with ``device_map``)."""
+        network is split over devices with ``device_map``). When accelerate's top-level hook moves the
+        outputs back to the inputs' device (``io_same_device``), that is :attr:`device`."""
+        hook = getattr(self.model, "_hf_hook", None)
+        if hook is not None and getattr(hook, "io_same_device", False):
+            return self.device
         head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
         w = getattr(head, "weight", None)
         return w.device if isinstance(w, torch.Tensor) else self.device

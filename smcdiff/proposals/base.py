@@ -149,8 +149,10 @@ class RowRNG:
         parts = [torch.rand(size, generator=g, dtype=torch.float64, device=self.device) for g in self.generators]
         return torch.cat(parts, dim=0)
 
-    def canvas_uniform(self, *trailing: int, dtype: torch.dtype = torch.float64) -> Tensor:
-        """U(0,1) draws over the whole canvas, ``[B_active * N, L, *trailing]``, in ``dtype``.
+    def canvas_uniform(self, *trailing: int, dtype: torch.dtype = torch.float64, at: Tensor | None = None) -> Tensor:
+        """U(0,1) draws over the whole canvas, ``[B_active * N, L, *trailing]``, in ``dtype``; with
+        ``at`` (positions ``[B_active * N, K]``) only those rows are kept, ``[B_active * N, K, *trailing]``
+        (the same stream; one particle's whole-canvas draw is alive at a time).
 
         Each particle draws one ``[1, L, *trailing]`` tensor from its prompt's
         generator, the stream ML-GSAI/LLaDA ``generate`` draws for a batch of one
@@ -169,12 +171,16 @@ class RowRNG:
             return torch.zeros((0, length) + tail, dtype=dtype, device=self.device)
         starts = self.starts or [0] * len(self.generators)
         parts = []
+        i = 0
         for g, s0 in zip(self.generators, starts):
             for _ in range(self.n):
                 u = torch.rand((1, length - s0) + tail, generator=g, dtype=dtype, device=self.device)
                 if s0:
                     u = torch.cat([torch.full((1, s0) + tail, 0.5, dtype=dtype, device=self.device), u], dim=1)
+                if at is not None:
+                    u = u[:, at[i].to(u.device)]
                 parts.append(u)
+                i += 1
         return torch.cat(parts, dim=0)
 
 

@@ -355,6 +355,8 @@ class UnmaskingKernel(Proposal):
         if self.cache is None:
             free = None if state.free is None else state.free[rows].repeat_interleave(n, dim=0)
             full = self._model_logits(model, tokens, am, state.canvas.prompt_length, max_rows, free)
+            if full.device != tokens.device:  # a model split over devices may return its logits elsewhere
+                full = full.to(tokens.device)
             starts = pos_r[:, 0]
             if bool((starts == starts[0]).all()) and int(starts[0]) + lb <= l:
                 s = int(starts[0])
@@ -539,7 +541,7 @@ class UnmaskingKernel(Proposal):
         rng = RowRNG(
             generators, ctx.rows.tolist(), state.n_particles, state.device, widths, state.canvas.block_length,
             positions=ctx.positions.repeat_interleave(state.n_particles, dim=0), canvas_length=state.canvas.length,
-            starts=None if state.attention_mask is None else state.attention_mask[ctx.rows].long().argmax(dim=1).tolist(),
+            starts=self._starts(state, ctx),
         )
         tctx = self._tctx(state, model, ctx)
         samp_q = apply_transforms(ctx.logits, self._stage("sampling", False), tctx)
@@ -574,12 +576,22 @@ class UnmaskingKernel(Proposal):
         sel_lp = self.selector.log_prob(score_q, ctx.eligible, plan, commit, rank)
         return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank)
 
+    @staticmethod
+    def _starts(state: ParticleState, ctx: KernelContext) -> list[int] | None:
+        """First real (unpadded) position of each active prompt, or None without padding."""
+        if state.attention_mask is None:
+            return None
+        return state.attention_mask[ctx.rows].long().argmax(dim=1).tolist()
+
     def _policy_inputs(self, state: ParticleState, ctx: KernelContext, plan: StepPlan) -> StepPlan:
         """``plan`` with ``time`` (steps taken / canvas length) and ``view`` (the whole canvas: top-1
         probabilities, mask bits, block positions) per row, for selectors that read them (``needs_time``),
         or with ``canvas`` (length, block positions) for selectors that work on canvas rows (``needs_canvas``)."""
         if getattr(self.selector, "needs_canvas", False):
-            plan = replace(plan, canvas=(state.canvas.length, ctx.positions.repeat_interleave(state.n_particles, dim=0)))
+            n = state.n_particles
+            starts = self._starts(state, ctx)
+            plan = replace(plan, canvas=(state.canvas.length, ctx.positions.repeat_interleave(n, dim=0),
+                                         None if starts is None else [s for s in starts for _ in range(n)]))
         if not getattr(self.selector, "needs_time", False):
             return plan
         n = state.n_particles

@@ -71,8 +71,9 @@ class StepPlan:
         view: for the same selectors, the whole canvas as ``(confidence [R, L], masked [R, L],
             positions [R, Lb])``: the model's top-1 probability at every position, which
             positions are still masked, and the canvas position of each block slot.
-        canvas: for selectors with ``needs_canvas``, ``(L, positions [R, Lb])``: the
-            canvas length and the canvas position of each block slot.
+        canvas: for selectors with ``needs_canvas``, ``(L, positions [R, Lb], starts)``: the
+            canvas length, the canvas position of each block slot and each row's first unpadded
+            position (None without padding).
     """
 
     k: Tensor
@@ -203,32 +204,36 @@ class CanvasTopK(Selector):
     def _rows(self, scores: Tensor, eligible: Tensor, plan: StepPlan) -> tuple[Tensor, Tensor]:
         if plan.canvas is None:
             raise ConfigError("CanvasTopK needs the canvas layout (plan.canvas); only UnmaskingKernel provides it")
-        length, pos = plan.canvas
-        rows = torch.full((scores.shape[0], int(length)), NEG_INF, dtype=scores.dtype, device=scores.device)
-        rows.scatter_(1, pos, torch.where(eligible, scores, torch.tensor(NEG_INF, dtype=scores.dtype)))
-        return rows, pos
+        length, pos = int(plan.canvas[0]), plan.canvas[1]
+        # only eligible slots are written (slots past a template's end may repeat a position); the rest go to
+        # an extra last column that is dropped
+        rows = torch.full((scores.shape[0], length + 1), NEG_INF, dtype=scores.dtype, device=scores.device)
+        rows.scatter_(1, torch.where(eligible, pos, length), torch.where(eligible, scores, NEG_INF).to(scores.dtype))
+        return rows[:, :length], pos
 
-    def _select(self, rows: Tensor, pos: Tensor, eligible: Tensor, k: Tensor) -> Tensor:
+    def _select(self, rows: Tensor, pos: Tensor, eligible: Tensor, k: Tensor, starts=None) -> Tensor:
+        """Upstream's ``torch.topk`` on each row, over the row's own canvas (from its first unpadded position,
+        as the prompt alone would have it, so that ties fall the same way with and without padding)."""
         picked = torch.zeros_like(rows, dtype=torch.bool)
         for r in range(rows.shape[0]):
             kk = min(int(k[r]), int(eligible[r].sum()))
             if kk > 0:
-                picked[r, torch.topk(rows[r], kk).indices] = True
+                s0 = 0 if starts is None else int(starts[r])
+                picked[r, torch.topk(rows[r, s0:], kk).indices + s0] = True
         return picked.gather(1, pos) & eligible
 
     def draw(self, scores, eligible, plan, rng):
         if self.random:
             if rng is None:
                 raise ConfigError("CanvasTopK(random=True) draws; it has no deterministic choice")
-            u = rng.canvas_uniform(dtype=torch.float32)
-            length, pos = plan.canvas if plan.canvas is not None else (None, None)
-            if pos is None:
+            if plan.canvas is None:
                 raise ConfigError("CanvasTopK needs the canvas layout (plan.canvas); only UnmaskingKernel provides it")
-            rows, pos = self._rows(u.gather(1, pos), eligible, plan)
-            commit = self._select(rows, pos, eligible, plan.k)
+            u = rng.canvas_uniform(dtype=torch.float32, at=plan.canvas[1])
+            rows, pos = self._rows(u, eligible, plan)
+            commit = self._select(rows, pos, eligible, plan.k, plan.canvas[2])
             return SelectorDraw(commit, self.log_prob(scores, eligible, plan, commit))
         rows, pos = self._rows(scores, eligible, plan)
-        commit = self._select(rows, pos, eligible, plan.k)
+        commit = self._select(rows, pos, eligible, plan.k, None if plan.canvas is None else plan.canvas[2])
         return SelectorDraw(commit, torch.zeros(commit.shape[0], dtype=torch.float64, device=commit.device))
 
     def log_prob(self, scores, eligible, plan, commit, rank=None):

@@ -306,8 +306,7 @@ class GumbelMax(TokenSampler):
         if self.replay == "llada":
             if rng.positions is None:
                 raise ConfigError("GumbelMax(replay='llada') needs the block positions; only UnmaskingKernel provides them")
-            u_all = rng.canvas_uniform(v)
-            u = u_all.gather(1, rng.positions.to(u_all.device)[..., None].expand(-1, -1, v))
+            u = rng.canvas_uniform(v, at=rng.positions)
             noisy = logits.to(torch.float64).exp() / (-torch.log(u)) ** self.temperature
             tok = noisy.argmax(dim=-1)
         elif self.truncates:
