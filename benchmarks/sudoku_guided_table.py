@@ -15,28 +15,15 @@ for N in {2, 4, 8}, and writes ``results/sudoku_guided.json`` and ``docs/results
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from pathlib import Path
-
-import torch
+from sudoku_smc_table import run_table
 
 from smcdiff import SMC
-from smcdiff.eval import Method, evaluate
-from smcdiff.models import load
+from smcdiff.eval import Method
 from smcdiff.policies import AdaptiveResampling, NeverResample
 from smcdiff.potentials import FKSteering
 from smcdiff.proposals import Categorical, Margin, PerStep, TopK, UnmaskingKernel
 from smcdiff.rewards import CallableReward
-from smcdiff.tasks.sudoku import SudokuTask, violations, violations_ids
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def fewest_violations(res):
-    b, m, _ = res.sequences.shape
-    return violations_ids(res.sequences.reshape(b * m, -1)).reshape(b, m).argmin(dim=1)
+from smcdiff.tasks.sudoku import fewest_violations, violations
 
 
 def methods(model, ns=(2, 4, 8)):
@@ -55,30 +42,8 @@ def methods(model, ns=(2, 4, 8)):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--splits", nargs="+", default=["test_easy", "test_hard"])
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    model = load("sudoku")
-    t0 = time.perf_counter()
-    rows, md = [], []
-    for split in args.splits:
-        rep = evaluate(model, SudokuTask(split, n=args.n), methods(model), seeds=[0], batch_size=25, progress=False)
-        for r in rep.table():
-            rows.append({"split": split, "method": r["method"], **{k: r["solved"][k] for k in ("mean", "lo", "hi")},
-                         "violations": r["violations"]["mean"], "nfe": r["nfe_per_item"],
-                         "particle_forwards": r["particle_forwards_per_item"]})
-        md.append(f"### {split}\n\n" + rep.to_markdown())
-        print(md[-1], flush=True)
-    wall = time.perf_counter() - t0
-    cmd = "python benchmarks/sudoku_guided_table.py --n %d --splits %s" % (args.n, " ".join(args.splits))
-    (ROOT / "results" / "sudoku_guided.json").write_text(json.dumps({"command": cmd, "wall_s": round(wall, 1),
-                                                                     "rows": rows}, indent=1) + "\n")
-    (ROOT / "docs" / "results" / "sudoku_guided.md").write_text(
-        f"# Best-of-N and FK steering on the Sudoku model\n\n`{cmd}` ({wall:.0f} s)\n\n" + "\n".join(md))
-    print(f"{wall:.0f} s")
+    run_table(__doc__, "sudoku_guided_table.py", "sudoku_guided", methods,
+              heading="# Best-of-N and FK steering on the Sudoku model\n\n")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ def methods(ns=(2, 4, 8)):
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_table(doc: str, script: str, stem: str, make_methods, heading: str = "") -> None:
+    """Parse ``--n --splits --threads``, evaluate ``make_methods(model)`` on each split (seed 0) and write
+    ``results/<stem>.json`` and ``docs/results/<stem>.md`` (``heading`` above the command line)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--splits", nargs="+", default=["test_easy", "test_hard"])
     ap.add_argument("--threads", type=int, default=2)
@@ -53,7 +55,8 @@ def main() -> None:
     t0 = time.perf_counter()
     rows, md = [], []
     for split in args.splits:
-        rep = evaluate(model, SudokuTask(split, n=args.n), methods(), seeds=[0], batch_size=25, progress=False)
+        rep = evaluate(model, SudokuTask(split, n=args.n), make_methods(model), seeds=[0], batch_size=25,
+                       progress=False)
         for r in rep.table():
             rows.append({"split": split, "method": r["method"], **{k: r["solved"][k] for k in ("mean", "lo", "hi")},
                          "violations": r["violations"]["mean"], "nfe": r["nfe_per_item"],
@@ -61,13 +64,17 @@ def main() -> None:
         md.append(f"### {split}\n\n" + rep.to_markdown())
         print(md[-1], flush=True)
     wall = time.perf_counter() - t0
-    cmd = "python benchmarks/sudoku_smc_table.py --n %d --splits %s" % (args.n, " ".join(args.splits))
+    cmd = "python benchmarks/%s --n %d --splits %s" % (script, args.n, " ".join(args.splits))
     (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / "sudoku_smc.json").write_text(json.dumps({"command": cmd, "wall_s": round(wall, 1),
-                                                                  "rows": rows}, indent=1) + "\n")
+    (ROOT / "results" / f"{stem}.json").write_text(json.dumps({"command": cmd, "wall_s": round(wall, 1),
+                                                               "rows": rows}, indent=1) + "\n")
     (ROOT / "docs" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "docs" / "results" / "sudoku_smc.md").write_text(f"`{cmd}` ({wall:.0f} s)\n\n" + "\n".join(md))
+    (ROOT / "docs" / "results" / f"{stem}.md").write_text(heading + f"`{cmd}` ({wall:.0f} s)\n\n" + "\n".join(md))
     print(f"{wall:.0f} s")
+
+
+def main() -> None:
+    run_table(__doc__, "sudoku_smc_table.py", "sudoku_smc", lambda model: methods())
 
 
 if __name__ == "__main__":

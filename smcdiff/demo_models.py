@@ -36,16 +36,11 @@ def _sudoku_methods(n: int, lam: float):
     def kern(temp, score, selector=None):
         return UnmaskingKernel(Categorical(temp), selector or TopK(), EvenSplit(81), score, block_length=None)
 
-    def fewest_violations(res):
-        b, m, _ = res.sequences.shape
-        v = task.violations_ids(res.sequences.reshape(b * m, -1)).reshape(b, m)
-        return v.argmin(dim=1)  # first of the fewest
-
     return [
         Method("random order, greedy", SMC(kern(0.0, Margin(), RandomK())), select="first"),
         Method("margin order, greedy", SMC(kern(0.0, Margin())), select="first"),
         Method(f"best-of-{n} by violations (T=1)", SMC(kern(1.0, Margin()), n_particles=n,
-                                                      resampling=NeverResample()), select=fewest_violations),
+                                                      resampling=NeverResample()), select=task.fewest_violations),
         Method(f"SR-SMC N={n} (T=1)", recipes.sr_smc(SMC(kern(1.0, Margin())), n_particles=n,
                                                     when=EveryKSteps(8)), select="trajectory_confidence"),
         Method(f"verifier SMC N={n}, lam={lam:g} (T=1)",

@@ -866,28 +866,26 @@ class SMC:
         debug = _log.isEnabledFor(logging.DEBUG)
         n_resampled = 0
         t0 = time.perf_counter()
-        peak = memory.peak_memory(state.particles.device)
-        measured = peak.__enter__()
         try:
-            while not state.done:
-                if state.t >= limit:
-                    raise ConfigError(f"the sampler did not finish within {limit} steps")
-                state, rec = self.step(model, state)
-                records.append(rec)
-                if bar is not None or debug:
-                    res = rec.resampled.nonzero().flatten().tolist()
-                    n_resampled += len(res)
-                    ess = float(rec.ess_before.min())
-                    done = state.particles.done
-                    if debug:
-                        _log.debug("step %d: min ESS %.2f of %d, resampled prompts %s, finished particles %d/%d",
-                                   rec.step, ess, self.n_particles, res, int(done.sum()), done.numel())
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix_str(f"ESS min {ess:.2f}/{self.n_particles}, resampled {n_resampled}, "
-                                            f"finished {int(done.sum())}/{done.numel()}", refresh=False)
+            with memory.peak_memory(state.particles.device) as measured:
+                while not state.done:
+                    if state.t >= limit:
+                        raise ConfigError(f"the sampler did not finish within {limit} steps")
+                    state, rec = self.step(model, state)
+                    records.append(rec)
+                    if bar is not None or debug:
+                        res = rec.resampled.nonzero().flatten().tolist()
+                        n_resampled += len(res)
+                        ess = float(rec.ess_before.min())
+                        done = state.particles.done
+                        if debug:
+                            _log.debug("step %d: min ESS %.2f of %d, resampled prompts %s, finished particles %d/%d",
+                                       rec.step, ess, self.n_particles, res, int(done.sum()), done.numel())
+                        if bar is not None:
+                            bar.update(1)
+                            bar.set_postfix_str(f"ESS min {ess:.2f}/{self.n_particles}, resampled {n_resampled}, "
+                                                f"finished {int(done.sum())}/{done.numel()}", refresh=False)
         finally:
-            peak.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
         if debug:

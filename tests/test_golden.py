@@ -60,13 +60,6 @@ def run(smc, model, prompts):
     return res.sequences[:, 0], res.commit_step[:, 0]
 
 
-def assert_same(ours, theirs):
-    xo, co = ours
-    xr, cr = theirs
-    assert torch.equal(co, cr), f"commit steps differ:\n{co}\n{cr}"
-    assert torch.equal(xo, xr), f"tokens differ:\n{xo}\n{xr}"
-
-
 LLADA_CASES = [
     dict(temperature=0.0),
     dict(temperature=0.0, remasking="random"),
@@ -92,7 +85,7 @@ def test_llada_recipe_matches_upstream(llada_net, prompts, kw, geom):
         fn, prompts, steps=steps, gen_length=gen, block_length=bl, mask_id=model.mask_id,
         eos_id=model.eos_ids[0], eot_id=model.eos_ids[1], noise=ref.Noise.from_seed(SEED, B), **kw,
     )
-    assert_same(run(smc, model, prompts), theirs)
+    ref.assert_same(run(smc, model, prompts), theirs)
 
 
 DREAM_CASES = [
@@ -119,7 +112,7 @@ def test_dream_recipe_matches_upstream(dream_net, prompts, kw):
     smc = recipes.dream(steps=steps, gen_length=gen, sampler="gumbel", **kw)
     fn = lambda x, am: dream_net(x).logits  # noqa: E731
     theirs = ref.dream_sample(fn, prompts, gen, steps=steps, mask_id=model.mask_id, noise=ref.Noise.from_seed(SEED, B), **kw)
-    assert_same(run(smc, model, prompts), theirs)
+    ref.assert_same(run(smc, model, prompts), theirs)
 
 
 FAST_CASES = [
@@ -145,7 +138,7 @@ def test_fast_dllm_recipe_matches_upstream(llada_net, prompts, kw):
         lambda pr, noise, **k: ref.fast_dllm_generate(llada_net, pr, noise=noise, **k), prompts,
         steps=steps, gen_length=gen, block_length=bl, mask_id=model.mask_id, use_cache=use_cache, **kw,
     )
-    assert_same(run(smc, model, prompts), theirs)
+    ref.assert_same(run(smc, model, prompts), theirs)
 
 
 MDLM_CASES = [
@@ -182,7 +175,7 @@ def test_mdlm_recipe_matches_upstream(llada_net, prompts, kw):
         prompts,
     )
     ours = run(smc, model, prompts)
-    assert_same(ours, theirs)
+    ref.assert_same(ours, theirs)
     if eps == 0.3 and bl is None:  # make sure the noise-removal step was exercised
         assert bool((ours[1] == steps + 1).any())
 
@@ -199,7 +192,7 @@ def test_mdlm_first_hitting_matches_bd3lm(llada_net, prompts, bl):
         ),
         prompts,
     )
-    assert_same(run(smc, model, prompts), theirs)
+    ref.assert_same(run(smc, model, prompts), theirs)
 
 
 @pytest.mark.parametrize("schedule,eps,bl", [("loglinear", 0.3, None), ("cosine", 0.3, 4), ("cosine", 1e-5, None)])
@@ -292,7 +285,7 @@ def test_eb_sampler_recipe_matches_reference(llada_net, prompts, gamma, temperat
         ),
         prompts,
     )
-    assert_same(run(smc, model, prompts), theirs)
+    ref.assert_same(run(smc, model, prompts), theirs)
 
 
 def test_left_padded_batch_matches_each_prompt_alone(llada_net):
@@ -313,5 +306,5 @@ def test_left_padded_batch_matches_each_prompt_alone(llada_net):
             mask_id=model.mask_id, noise=ref.Noise([seeds[b]]),
         )
         pad = res.sequences.shape[-1] - x.shape[-1]
-        assert_same((res.sequences[b : b + 1, 0, pad:], res.commit_step[b : b + 1, 0, pad:]), (x, c))
+        ref.assert_same((res.sequences[b : b + 1, 0, pad:], res.commit_step[b : b + 1, 0, pad:]), (x, c))
         assert bool((res.commit_step[b, 0, :pad] == -1).all())

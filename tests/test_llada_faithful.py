@@ -65,13 +65,6 @@ def _ours(model, prompts, seed=None, **kw):
     return res.sequences[:, 0], res.commit_step[:, 0]
 
 
-def _same(ours, theirs):
-    xo, co = ours
-    xr, cr = theirs
-    assert torch.equal(co, cr), f"commit steps differ:\n{co}\n{cr}"
-    assert torch.equal(xo, xr), f"tokens differ:\n{xo}\n{xr}"
-
-
 def _model(fn, mask_id):
     return CallableDenoiser(fn, mask_id=mask_id, vocab_size=V, eos_ids=(1, 2))
 
@@ -91,7 +84,7 @@ def test_temperature_zero_matches_released(dtype, geom, extra):
     prompts = _prompts(3, 5)
     kw = dict(steps=steps, gen_length=gen, block_length=bl, **extra)
     theirs = ref.llada_generate_released(fn, prompts, mask_id=mask_id, eos_id=1, eot_id=2, **kw)
-    _same(_ours(_model(fn, mask_id), prompts, **kw), theirs)
+    ref.assert_same(_ours(_model(fn, mask_id), prompts, **kw), theirs)
 
 
 def test_bf16_confidences_tie_and_the_order_follows_topk():
@@ -107,7 +100,7 @@ def test_bf16_confidences_tie_and_the_order_follows_topk():
     ties = sum(int(len(set(r.tolist())) < r.numel()) for r in conf)
     assert ties >= 2, "the test needs tied bf16 confidences"
     theirs = ref.llada_generate_released(fn, prompts, mask_id=mask_id, eos_id=1, eot_id=2, **kw)
-    _same(_ours(_model(fn, mask_id), prompts, **kw), theirs)
+    ref.assert_same(_ours(_model(fn, mask_id), prompts, **kw), theirs)
     default = recipes.llada(**kw).run(_model(fn, mask_id), prompts, seed=0).commit_step[:, 0]
     assert not torch.equal(default, theirs[1])
 
@@ -124,7 +117,7 @@ def test_exactly_tied_confidences():
     for gen, bl, steps in [(16, 16, 4), (32, 8, 8)]:
         kw = dict(steps=steps, gen_length=gen, block_length=bl)
         theirs = ref.llada_generate_released(fn, prompts, mask_id=mask_id, eos_id=1, eot_id=2, **kw)
-        _same(_ours(_model(fn, mask_id), prompts, **kw), theirs)
+        ref.assert_same(_ours(_model(fn, mask_id), prompts, **kw), theirs)
 
 
 def test_mask_probability_changes_the_ranking():
@@ -144,7 +137,7 @@ def test_mask_probability_changes_the_ranking():
     prompts = _prompts(1, 2)
     kw = dict(steps=L, gen_length=L, block_length=L)
     theirs = ref.llada_generate_released(fn, prompts, mask_id=mask_id, eos_id=1, eot_id=2, **kw)
-    _same(_ours(_model(fn, mask_id), prompts, **kw), theirs)
+    ref.assert_same(_ours(_model(fn, mask_id), prompts, **kw), theirs)
     default = recipes.llada(**kw).run(_model(fn, mask_id), prompts, seed=0)
     assert not torch.equal(default.commit_step[:, 0], theirs[1])
     # upstream commits left to right (the mask takes more from later positions), ours right to left
@@ -172,7 +165,7 @@ def test_gumbel_replay_matches_released_stream(geom, extra, dtype):
         theirs = ref.llada_generate_released(
             fn, prompt, mask_id=mask_id, eos_id=1, eot_id=2, generator=torch.Generator().manual_seed(s), **kw
         )
-        _same(_ours(_model(fn, mask_id), prompt, seed=[s], **kw), theirs)
+        ref.assert_same(_ours(_model(fn, mask_id), prompt, seed=[s], **kw), theirs)
 
 
 def test_reference_stream_is_the_global_generator_stream():

@@ -59,24 +59,37 @@ def _even_split(n, steps):
     return [base + (1 if i < rem else 0) for i in range(steps)]
 
 
+def assert_same(ours, theirs):
+    """``(x, commit_step)`` pairs equal: commit steps first (the more telling difference), then tokens."""
+    xo, co = ours
+    xr, cr = theirs
+    assert torch.equal(co, cr), f"commit steps differ:\n{co}\n{cr}"
+    assert torch.equal(xo, xr), f"tokens differ:\n{xo}\n{xr}"
+
+
+def _llada_canvas(prompt, gen_length, block_length, steps, mask_id):
+    """LLaDA's canvas (prompt + masks), commit-step record, number of blocks and steps per block."""
+    b, p = prompt.shape
+    x = torch.full((b, p + gen_length), mask_id, dtype=torch.long)
+    x[:, :p] = prompt
+    assert gen_length % block_length == 0
+    nb = gen_length // block_length
+    assert steps % nb == 0
+    return x, torch.full_like(x, -1), nb, steps // nb
+
+
 def llada_generate(
     model_fn, prompt, attention_mask=None, steps=128, gen_length=128, block_length=128, temperature=0.0,
     cfg_scale=0.0, remasking="low_confidence", mask_id=126336, logits_eos_inf=False,
     confidence_eos_eot_inf=False, eos_id=126081, eot_id=126348, noise=None,
 ):
     b, p = prompt.shape
-    x = torch.full((b, p + gen_length), mask_id, dtype=torch.long)
-    x[:, :p] = prompt
+    x, commit, nb, spb = _llada_canvas(prompt, gen_length, block_length, steps, mask_id)
     am = None
     if attention_mask is not None:
         am = torch.cat([attention_mask, torch.ones(b, gen_length, dtype=attention_mask.dtype)], 1)
-    commit = torch.full_like(x, -1)
     prompt_index = torch.zeros_like(x, dtype=torch.bool)
     prompt_index[:, :p] = True
-    assert gen_length % block_length == 0
-    nb = gen_length // block_length
-    assert steps % nb == 0
-    spb = steps // nb
     step_no = 0
     for blk in range(nb):
         s0 = p + blk * block_length
@@ -137,14 +150,8 @@ def llada_generate_released(
     token stays masked (not recorded as committed), as upstream.
     """
     b, p = prompt.shape
-    x = torch.full((b, p + gen_length), mask_id, dtype=torch.long)
-    x[:, :p] = prompt
-    commit = torch.full_like(x, -1)
+    x, commit, nb, spb = _llada_canvas(prompt, gen_length, block_length, steps, mask_id)
     prompt_index = x != mask_id
-    assert gen_length % block_length == 0
-    nb = gen_length // block_length
-    assert steps % nb == 0
-    spb = steps // nb
     step_no = 0
     for blk in range(nb):
         s0, s1 = p + blk * block_length, p + (blk + 1) * block_length

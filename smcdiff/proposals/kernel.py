@@ -72,6 +72,7 @@ class KernelContext:
         cache: the prefix-cache store after this step's forward (None without cache).
         block: per-row block geometry for templates (None: prefix layout).
         model_dtype: the dtype of the model's logits before they were widened to float32.
+        starts: first real (unpadded) canvas position of each active prompt, or None without padding.
     """
 
     rows: Tensor
@@ -86,6 +87,7 @@ class KernelContext:
     cache: PrefixCacheStore | None = None
     block: BlockInfo | None = None
     model_dtype: torch.dtype | None = None
+    starts: list[int] | None = None
 
 
 def _slots(block_logits: Tensor, lb: int) -> Tensor:
@@ -474,6 +476,7 @@ class UnmaskingKernel(Proposal):
             cache=cache,
             block=block,
             model_dtype=model_dtype,
+            starts=None if state.attention_mask is None else state.attention_mask[rows].long().argmax(dim=1).tolist(),
         )
 
     def _tctx(self, state: ParticleState, model, ctx: KernelContext) -> TransformContext:
@@ -541,7 +544,7 @@ class UnmaskingKernel(Proposal):
         rng = RowRNG(
             generators, ctx.rows.tolist(), state.n_particles, state.device, widths, state.canvas.block_length,
             positions=ctx.positions.repeat_interleave(state.n_particles, dim=0), canvas_length=state.canvas.length,
-            starts=self._starts(state, ctx),
+            starts=ctx.starts,
         )
         tctx = self._tctx(state, model, ctx)
         samp_q = apply_transforms(ctx.logits, self._stage("sampling", False), tctx)
@@ -576,22 +579,14 @@ class UnmaskingKernel(Proposal):
         sel_lp = self.selector.log_prob(score_q, ctx.eligible, plan, commit, rank)
         return self._finish(state, model, ctx, tctx, samp_q, cand, lp_q, score_q, plan, commit, sel_lp, rank)
 
-    @staticmethod
-    def _starts(state: ParticleState, ctx: KernelContext) -> list[int] | None:
-        """First real (unpadded) position of each active prompt, or None without padding."""
-        if state.attention_mask is None:
-            return None
-        return state.attention_mask[ctx.rows].long().argmax(dim=1).tolist()
-
     def _policy_inputs(self, state: ParticleState, ctx: KernelContext, plan: StepPlan) -> StepPlan:
         """``plan`` with ``time`` (steps taken / canvas length) and ``view`` (the whole canvas: top-1
         probabilities, mask bits, block positions) per row, for selectors that read them (``needs_time``),
         or with ``canvas`` (length, block positions) for selectors that work on canvas rows (``needs_canvas``)."""
         if getattr(self.selector, "needs_canvas", False):
             n = state.n_particles
-            starts = self._starts(state, ctx)
             plan = replace(plan, canvas=(state.canvas.length, ctx.positions.repeat_interleave(n, dim=0),
-                                         None if starts is None else [s for s in starts for _ in range(n)]))
+                                         None if ctx.starts is None else [s for s in ctx.starts for _ in range(n)]))
         if not getattr(self.selector, "needs_time", False):
             return plan
         n = state.n_particles

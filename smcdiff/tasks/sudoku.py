@@ -35,6 +35,7 @@ __all__ = [
     "digits",
     "violations",
     "violations_ids",
+    "fewest_violations",
     "is_solution",
     "load_split",
     "count_solutions",
@@ -112,6 +113,13 @@ def violations_ids(ids):
     oh = torch.nn.functional.one_hot(u.clamp(max=9), 10)[..., :9]  # mask (9) dropped
     c = oh.sum(dim=2)  # [R, 27, 9]
     return (c * (c - 1) // 2).sum(dim=(1, 2))
+
+
+def fewest_violations(result):
+    """Best-of-N output rule for the harness: per prompt, the first particle of ``result`` with the fewest
+    conflicts (:func:`violations_ids`). Returns indices ``[B]``."""
+    b, m, _ = result.sequences.shape
+    return violations_ids(result.sequences.reshape(b * m, -1)).reshape(b, m).argmin(dim=1)
 
 
 def is_solution(puzzle, grid) -> bool:
