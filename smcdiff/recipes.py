@@ -447,6 +447,7 @@ def rws(
     potentials: Sequence[Potential] = (),
     resampling: ResamplingPolicy | None = None,
     max_rows: int | None = None,
+    tokens_per_step: int | None = None,
 ) -> SMC:
     """Reward-weighted sampling (arXiv 2509.00707) on LLaDA's sampler, as a reward-tilted kernel.
 
@@ -469,10 +470,24 @@ def rws(
     when the recipe is built. Default: :meth:`~smcdiff.rewards.Decoder.for_model`
     (the model's tokenizer, cut at the first EOS, masks dropped). The result's
     ``reward_calls`` / ``reward_texts`` count the reward's work.
+
+    ``tokens_per_step=k`` commits ``k`` positions per step until a block is full
+    (:class:`~smcdiff.proposals.PerStep`) instead of spreading ``steps`` evenly; use it
+    for :meth:`~smcdiff.SMC.infill` with templates whose masked spans differ in length
+    (a loop of 10 residues then takes 10 steps at ``k = 1``, one of 20 takes 20). It
+    excludes ``steps``.
     """
+    from .proposals.schedules import PerStep
+
     gen_length = check_int("gen_length", gen_length, minimum=1)
     check_decode(decode)
-    steps = steps if steps is not None else max(1, gen_length // 2)
+    if tokens_per_step is not None:
+        if steps is not None:
+            raise ConfigError(f"give steps or tokens_per_step, not both; got steps={steps!r}, "
+                              f"tokens_per_step={tokens_per_step!r}")
+        schedule = PerStep(check_int("tokens_per_step", tokens_per_step, minimum=1))
+    else:
+        schedule = EvenSplit(steps if steps is not None else max(1, gen_length // 2))
     tilt = RewardTilt(reward, scale or ExpClip(), stage="sampling" if scale_sampling else "score", decode=decode)
     if selection == "topk":
         selector, target = TopK(), "proposal"
@@ -481,7 +496,7 @@ def rws(
     else:
         raise ConfigError(f"selection must be 'topk' or 'plackett_luce'; got {selection!r}")
     kernel = UnmaskingKernel(
-        token_sampler(temperature, sampler), selector, EvenSplit(steps), Confidence(),
+        token_sampler(temperature, sampler), selector, schedule, Confidence(),
         block_length=block_length, transforms=[tilt], target=target,
     )
     return _smc(kernel, gen_length, n_particles, potentials, resampling, max_rows)

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from smcdiff.tasks.antibody import DATA, AntibodyTask, extract_vh, load_chains
+from smcdiff.errors import ConfigError
+from smcdiff.tasks.antibody import DATA, AntibodyTask, extract_vh, hydropathy, load_chains
 
 TRASTUZUMAB_VH = ("EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQMNSLRAEDTAVYYCSR"
                   "WGGDGFYAMDYWGQGTLVTVSS")
@@ -39,6 +40,11 @@ class _Uniform:
     def encode(self, seq):
         return [2] + [4 if c == "*" else 5 + self.letters.index(c) for c in seq] + [3]
 
+    class tokenizer:
+        @staticmethod
+        def decode(ids):
+            return "".join(_Uniform.letters[i - 5] for i in ids if i >= 5)
+
     def logits(self, tokens, attention_mask=None):
         z = torch.full(tokens.shape + (25,), -math.inf)
         z[..., 5:] = 0.0
@@ -60,4 +66,30 @@ def test_metrics_on_hand_made_outputs():
     assert sc["recovery"] == [1.0, 1.0]
     assert sc["pll"] == pytest.approx([math.log(1 / 20)] * 2) and sc["native_pll"] == pytest.approx(sc["pll"])
     assert task.score(model, items, wrong, None)["recovery"] == [0.0, 0.0]
+    assert sc["hydropathy"] == pytest.approx([hydropathy(it[1][it[2]:it[3]]) for it in items])
     assert task.masked(items[0]).count("*") == items[0][3] - items[0][2]
+
+
+def test_hydropathy_by_hand():
+    assert hydropathy("IVL") == pytest.approx((4.5 + 4.2 + 3.8) / 3)
+    assert hydropathy("RK") == pytest.approx(-4.2)
+    for bad in ("", "AXB"):
+        with pytest.raises(ValueError):
+            hydropathy(bad)
+
+
+def test_loop_hydrophilicity_reward_finds_the_loop_by_framework():
+    task = AntibodyTask(n=5)
+    reward = task.hydrophilicity_reward()
+    items = task.items()
+    natives = [it[1] for it in items]
+    assert reward.score(["", ""], natives[:2]).tolist() == pytest.approx(
+        [-hydropathy(it[1][it[2]:it[3]]) for it in items[:2]])
+    _, dom, s, e = items[0]
+    charged = dom[:s] + "R" * (e - s) + dom[e:]
+    greasy = dom[:s] + "I" * (e - s) + dom[e:]
+    assert reward.score(["", ""], [charged, greasy]).tolist() == pytest.approx([4.5, -4.5])
+    with pytest.raises(ConfigError, match="framework matches no item"):
+        reward.score([""], ["W" + dom[1:]])
+    with pytest.raises(ConfigError, match="framework matches no item"):
+        reward.score([""], [dom + "A"])

@@ -211,3 +211,28 @@ def test_rws_with_text_decoder(tmp_path):
     recipes.rws(rew, gen_length=4, steps=2).run(model, torch.tensor([[5, 6]]), seed=0)
     assert seen and all(isinstance(t, str) for _, t in seen)
     assert seen[0][0] == dec([5, 6], cut_eos=False) == "w0 w1"
+
+
+def test_tokens_per_step_on_templates_with_spans_of_different_lengths():
+    # per-step commits: a row with 3 masks takes 3 steps at k = 1, a row with 1 mask one; with r = 1 the
+    # result is the untilted kernel with the same PerStep schedule, bit for bit
+    from smcdiff.proposals import Confidence, PerStep
+
+    model = ToyDenoiser.random(4, 6, seed=5)
+    m = model.mask_id
+    templates = torch.tensor([[0, m, m, m, 1, 2], [2, 3, m, 1, 0, 0]])
+    zero = CountingReward(CallableReward(lambda p, t: 0.0))
+    res = recipes.rws(zero, temperature=1.0, tokens_per_step=1, n_particles=2).infill(model, templates, seed=3)
+    assert res.nfe.tolist() == [3, 1]
+    assert ((res.commit_step > 0).sum(dim=-1) == torch.tensor([[3, 3], [1, 1]])).all()
+    assert int((res.commit_step.amax(dim=-1) == torch.tensor([[3], [1]])).sum()) == 4
+    base = SMC(UnmaskingKernel(Categorical(1.0), TopK(), PerStep(1), Confidence()), n_particles=2)
+    ref = base.infill(model, templates, seed=3)
+    assert torch.equal(res.sequences, ref.sequences) and torch.equal(res.commit_step, ref.commit_step)
+    two = recipes.rws(zero, temperature=1.0, tokens_per_step=2).infill(model, templates, seed=3)
+    assert two.nfe.tolist() == [2, 1]
+    with pytest.raises(ConfigError, match="not both"):
+        recipes.rws(zero, steps=4, tokens_per_step=1)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="tokens_per_step"):
+            recipes.rws(zero, tokens_per_step=bad)

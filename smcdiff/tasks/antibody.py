@@ -18,7 +18,14 @@ each distinct CDR-H3 once.
 Metrics of a filled chain (per item): ``recovery``, the fraction of CDR-H3 residues equal to the native ones,
 and ``pll``, the mean over CDR-H3 positions of ``log p(x_i | all other residues)`` under AntiBERTy (one
 position masked at a time, the pseudo-log-likelihood restricted to the loop), with ``native_pll`` the same for
-the native loop as a reference.
+the native loop as a reference; ``hydropathy``, the mean Kyte-Doolittle hydropathy of the filled CDR-H3
+(negative = hydrophilic).
+
+A reward for guidance: :class:`LoopHydrophilicity` scores a filled chain of the task by minus the mean
+Kyte-Doolittle hydropathy of its CDR-H3, which it locates by the chain's unchanged framework (the text must
+be one of the task's templates with its loop filled; anything else raises). Kyte & Doolittle, J. Mol. Biol.
+157:105 (1982); lowering the hydropathy of CDR-H3 is a common developability aim (less aggregation and
+non-specific binding), used here only as a reward whose value is exact and cheap.
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["AntibodyTask", "load_chains", "extract_vh", "DATA"]
+from ..errors import ConfigError
+
+__all__ = ["AntibodyTask", "LoopHydrophilicity", "KYTE_DOOLITTLE", "hydropathy", "load_chains", "extract_vh", "DATA"]
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "antibody" / "pdb_vh.tsv"
 SDIST = "anarci==2026.2.13.2"
@@ -42,6 +51,22 @@ _MEMBER = "Example_scripts_and_sequences/pdb_sequences.fa.txt.gz"
 _AA = set("ACDEFGHIKLMNPQRSTVWY")
 _START = re.compile(r"[EQDA]V.L|[EQ]I.L")
 _H3 = re.compile(r"C(..)([A-Z]{3,25}?)(W[GA].G)")
+
+#: Kyte-Doolittle hydropathy of the 20 standard amino acids (J. Mol. Biol. 157:105, 1982).
+KYTE_DOOLITTLE = {
+    "A": 1.8, "R": -4.5, "N": -3.5, "D": -3.5, "C": 2.5, "Q": -3.5, "E": -3.5, "G": -0.4, "H": -3.2, "I": 4.5,
+    "L": 3.8, "K": -3.9, "M": 1.9, "F": 2.8, "P": -1.6, "S": -0.8, "T": -0.7, "W": -0.9, "Y": -1.3, "V": 4.2,
+}
+
+
+def hydropathy(seq: str) -> float:
+    """Mean Kyte-Doolittle hydropathy of ``seq`` (standard residues only; an empty or unknown residue raises)."""
+    if not seq:
+        raise ValueError("hydropathy of an empty sequence is undefined")
+    bad = sorted(set(seq) - set(KYTE_DOOLITTLE))
+    if bad:
+        raise ValueError(f"seq has residues {bad} outside the 20 standard amino acids")
+    return sum(KYTE_DOOLITTLE[c] for c in seq) / len(seq)
 
 
 def extract_vh(chain: str) -> tuple[str, int, int] | None:
@@ -164,8 +189,12 @@ class AntibodyTask:
         lp = torch.log_softmax(logits[torch.arange(len(pos)), pos], dim=-1)
         return float(lp[torch.arange(len(pos)), x[pos]].mean())
 
+    def hydrophilicity_reward(self) -> "LoopHydrophilicity":
+        """The reward ``-hydropathy(CDR-H3)`` over this task's chains (see :class:`LoopHydrophilicity`)."""
+        return LoopHydrophilicity(self._items)
+
     def score(self, model, items, outputs, result):
-        rec, pll, native = [], [], []
+        rec, pll, native, hyd = [], [], [], []
         for it, row in zip(items, outputs):
             _, dom, s, e = it
             ids = [int(t) for t in row.tolist()]
@@ -177,7 +206,37 @@ class AntibodyTask:
             if key not in self._native:
                 self._native[key] = self.loop_pll(model, native_ids, s1, e1)
             native.append(self._native[key])
-        return {"recovery": rec, "pll": pll, "native_pll": native}
+            hyd.append(hydropathy(model.tokenizer.decode(ids[s1:e1])))
+        return {"recovery": rec, "pll": pll, "native_pll": native, "hydropathy": hyd}
+
+
+class LoopHydrophilicity:
+    """Reward ``-hydropathy(CDR-H3)`` of filled chains of an :class:`AntibodyTask` (``score(prompts, texts)``).
+
+    ``texts`` are filled domains as the model's decoder writes them (one letter per residue, special tokens
+    dropped; ``prompts`` are ignored: in infilling they are empty). The loop of a text is found by its
+    framework: the text must have the length of one of the ``items``' domains, start with that domain's
+    residues before CDR-H3 and end with those after it. A text that matches no item raises
+    :class:`~smcdiff.errors.ConfigError` naming it; items that share a framework and loop length share the
+    loop position, so the first match is the loop.
+    """
+
+    def __init__(self, items) -> None:
+        self._by_length: dict[int, list[tuple[str, str, int, int]]] = {}
+        for _, dom, s, e in items:
+            self._by_length.setdefault(len(dom), []).append((dom[:s], dom[e:], s, e))
+        if not self._by_length:
+            raise ConfigError("LoopHydrophilicity needs at least one chain")
+
+    def loop(self, text: str) -> str:
+        """The CDR-H3 of a filled chain ``text``."""
+        for pre, post, s, e in self._by_length.get(len(text), ()):
+            if text.startswith(pre) and text.endswith(post):
+                return text[s:e]
+        raise ConfigError(f"text {text!r} is not a filled chain of this task (its framework matches no item)")
+
+    def score(self, prompts, texts) -> torch.Tensor:
+        return torch.tensor([-hydropathy(self.loop(t)) for t in texts], dtype=torch.float64)
 
 
 if __name__ == "__main__":  # pragma: no cover - needs pip and the package index
