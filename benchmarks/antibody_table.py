@@ -22,7 +22,10 @@ the mean and standard deviation of its values on one-sample generations at seeds
   reward ``z`` of the arg-max-filled chain, one reward call per step, one residue per step;
 * FK steering N = 4 (arXiv 2501.06848), potential "difference", lambda = 1 on the normalised reward: the
   target is exactly ``p(x) exp(z(x))``; output the largest final weight;
-* best-of-4 by the reward (4 independent samples), their equal-compute baseline.
+* best-of-4 by the reward (4 independent samples): FK steering's equal-compute baseline (the same
+  particle-forwards; its 4 reward evaluations per chain happen after sampling, so the table's reward-call
+  column, which counts the sampler's calls, shows 0). RWS costs one sample's forwards plus a reward call per
+  step.
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ def best_by_reward(model, reward):
 
 
 def methods(model=None, reward: NormalizedReward | None = None) -> list[Method]:
+    """The table's methods; the reward-guided ones only with ``reward`` (and the ``model`` that decodes)."""
+    if reward is not None and model is None:
+        raise ValueError("the reward-guided methods decode with the model's tokenizer: pass model with reward")
     sampled = sampled_kernel()
     greedy = UnmaskingKernel(Greedy(), TopK(), PerStep(1), Confidence())
     every = AdaptiveResampling(0.5, when="every_step")
@@ -87,7 +93,7 @@ def methods(model=None, reward: NormalizedReward | None = None) -> list[Method]:
                                               decode=Decoder.for_model(model))], n_particles=4,
                               resampling=every), "weight"))
         out.append(Method("best-of-4 by hydrophilicity", SMC(sampled, n_particles=4, resampling=NeverResample()),
-                          best_by_reward(model, reward), key="best-of-4-hydrophilicity"))
+                          best_by_reward(model, reward), key="best-of-4-hydrophilicity"))  # the order, not the scale
     return out
 
 

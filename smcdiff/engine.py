@@ -524,6 +524,19 @@ class SMC:
             raise ConfigError(f"best_by must be 'weight' or 'trajectory_confidence'; got {best_by!r}")
         self.best_by = best_by
 
+    def __repr__(self) -> str:
+        """Every setting that changes the output (``max_rows`` only chunks the forwards, so it is left out).
+
+        The evaluation harness hashes this text (memory addresses removed) into its cache keys.
+        Components print their settings and the reward objects they hold (a dataclass reward such
+        as :class:`~smcdiff.rewards.NormalizedReward` shows its normalisation; a plain object only
+        its type).
+        """
+        pots = ", ".join(repr(p) for p in self.potentials)
+        return (f"SMC(proposal={self.proposal!r}, potentials=[{pots}], n_particles={self.n_particles}, "
+                f"resampling={self.resampling!r}, gen_length={self.gen_length}, best_by={self.best_by!r}, "
+                f"on_all_dead={self.on_all_dead!r})")
+
     # ------------------------------------------------------------------ init
     def init(
         self,

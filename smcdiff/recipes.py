@@ -474,8 +474,8 @@ def rws(
     ``tokens_per_step=k`` commits ``k`` positions per step until a block is full
     (:class:`~smcdiff.proposals.PerStep`) instead of spreading ``steps`` evenly; use it
     for :meth:`~smcdiff.SMC.infill` with templates whose masked spans differ in length
-    (a loop of 10 residues then takes 10 steps at ``k = 1``, one of 20 takes 20). It
-    excludes ``steps``.
+    (at ``k = 2`` a loop of 10 residues takes 5 steps, one of 20 takes 10; a fixed
+    ``steps`` would spread both over the same number of steps). It excludes ``steps``.
     """
     from .proposals.schedules import PerStep
 

@@ -67,6 +67,9 @@ def test_metrics_on_hand_made_outputs():
     assert sc["pll"] == pytest.approx([math.log(1 / 20)] * 2) and sc["native_pll"] == pytest.approx(sc["pll"])
     assert task.score(model, items, wrong, None)["recovery"] == [0.0, 0.0]
     assert sc["hydropathy"] == pytest.approx([hydropathy(it[1][it[2]:it[3]]) for it in items])
+    # the metric reads the output's loop, not the native one: A (1.8) everywhere, C (2.5) where it was A
+    changed = [hydropathy("".join("C" if c == "A" else "A" for c in it[1][it[2]:it[3]])) for it in items]
+    assert task.score(model, items, wrong, None)["hydropathy"] == pytest.approx(changed)
     assert task.masked(items[0]).count("*") == items[0][3] - items[0][2]
 
 
@@ -91,5 +94,5 @@ def test_loop_hydrophilicity_reward_finds_the_loop_by_framework():
     assert reward.score(["", ""], [charged, greasy]).tolist() == pytest.approx([4.5, -4.5])
     with pytest.raises(ConfigError, match="framework matches no item"):
         reward.score([""], ["W" + dom[1:]])
-    with pytest.raises(ConfigError, match="framework matches no item"):
-        reward.score([""], [dom + "A"])
+    with pytest.raises(ConfigError, match="length"):
+        reward.score([""], [dom + "A" * 40])

@@ -107,6 +107,27 @@ def test_cache_resumes_and_gives_the_same_report(model, tmp_path):
     assert json.loads((tmp_path / "rep.json").read_text())["n_items"] == 6
 
 
+def test_cache_key_changes_with_the_sampler_settings(model, tmp_path):
+    # the key hashes the sampler's settings: a changed setting under the same label is recomputed, not read back
+    def method(n, tau=1.0):
+        return Method("same label", recipes.llada(steps=4, gen_length=4, block_length=4, temperature=tau, n_particles=n))
+
+    keys = {method(2).cache_key(), method(4).cache_key(), method(2, 0.5).cache_key()}
+    assert len(keys) == 3 and method(2).cache_key() == method(2).cache_key()
+    assert "n_particles=4" in repr(method(4).sampler) and "temperature=0.5" in repr(method(2, 0.5).sampler)
+    # a reward's normalisation is part of the key (components print the rewards they hold)
+    from smcdiff.rewards import CallableReward, NormalizedReward
+
+    def rws(mu):
+        return Method("rws", recipes.rws(NormalizedReward(CallableReward(lambda p, t: 0.0), mu, 1.0), gen_length=4))
+
+    assert rws(0.0).cache_key() != rws(0.5).cache_key()
+    t1, t2 = ParityTask(), ParityTask()
+    evaluate(model, t1, [method(2)], seeds=[0], cache_dir=tmp_path, progress=False)
+    evaluate(model, t2, [method(4)], seeds=[0], cache_dir=tmp_path, progress=False)
+    assert t1.scored == t2.scored == 6
+
+
 def test_select_rules(model):
     kernel = UnmaskingKernel(Categorical(1.0), TopK(), EvenSplit(steps=4), block_length=None)
     res = SMC(kernel, [TrajectoryConfidence()], n_particles=4).run(model, [[0], [1]], gen_length=4, seed=0)

@@ -214,23 +214,26 @@ def test_rws_with_text_decoder(tmp_path):
 
 
 def test_tokens_per_step_on_templates_with_spans_of_different_lengths():
-    # per-step commits: a row with 3 masks takes 3 steps at k = 1, a row with 1 mask one; with r = 1 the
-    # result is the untilted kernel with the same PerStep schedule, bit for bit
+    # k positions per step whatever the span: spans of 5 and 2 at k = 2 commit 2, 2, 1 and 2 positions, which
+    # no fixed number of steps does for both rows (EvenSplit spreads each span over the same number of steps)
     from smcdiff.proposals import Confidence, PerStep
 
-    model = ToyDenoiser.random(4, 6, seed=5)
+    model = ToyDenoiser.random(4, 8, seed=5)
     m = model.mask_id
-    templates = torch.tensor([[0, m, m, m, 1, 2], [2, 3, m, 1, 0, 0]])
+    templates = torch.tensor([[0, m, m, m, m, m, 1, 2], [2, 3, m, m, 1, 0, 0, 1]])
     zero = CountingReward(CallableReward(lambda p, t: 0.0))
-    res = recipes.rws(zero, temperature=1.0, tokens_per_step=1, n_particles=2).infill(model, templates, seed=3)
+    res = recipes.rws(zero, temperature=1.0, tokens_per_step=2, n_particles=2).infill(model, templates, seed=3)
     assert res.nfe.tolist() == [3, 1]
-    assert ((res.commit_step > 0).sum(dim=-1) == torch.tensor([[3, 3], [1, 1]])).all()
-    assert int((res.commit_step.amax(dim=-1) == torch.tensor([[3], [1]])).sum()) == 4
-    base = SMC(UnmaskingKernel(Categorical(1.0), TopK(), PerStep(1), Confidence()), n_particles=2)
+    per_step = [[int((res.commit_step[b, 0] == t).sum()) for t in (1, 2, 3)] for b in range(2)]
+    assert per_step == [[2, 2, 1], [2, 0, 0]]
+    assert zero.history == [2 * 2, 1 * 2, 1 * 2]  # one reward row per live particle per step: the tilt ran
+    for steps in (1, 2, 3, 5):
+        fixed = recipes.rws(zero, temperature=1.0, steps=steps, n_particles=2).infill(model, templates, seed=3)
+        assert [[int((fixed.commit_step[b, 0] == t).sum()) for t in (1, 2, 3)] for b in range(2)] != per_step
+    # with r = 1 it is the untilted kernel with the same PerStep schedule, bit for bit
+    base = SMC(UnmaskingKernel(Categorical(1.0), TopK(), PerStep(2), Confidence()), n_particles=2)
     ref = base.infill(model, templates, seed=3)
     assert torch.equal(res.sequences, ref.sequences) and torch.equal(res.commit_step, ref.commit_step)
-    two = recipes.rws(zero, temperature=1.0, tokens_per_step=2).infill(model, templates, seed=3)
-    assert two.nfe.tolist() == [2, 1]
     with pytest.raises(ConfigError, match="not both"):
         recipes.rws(zero, steps=4, tokens_per_step=1)
     for bad in (0, 1.5, True):

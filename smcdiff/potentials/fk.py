@@ -132,5 +132,5 @@ class FKSteering(Potential):
         return inc, {self.key_acc: new_acc, self.key_run: new_run}
 
     def __repr__(self) -> str:
-        return (f"FKSteering(lam={self.lam}, potential={self.kind!r}, start={self.start}, end={self.end}, "
-                f"every={self.every})")
+        return (f"FKSteering(reward={self._r.reward!r}, lam={self.lam}, potential={self.kind!r}, start={self.start}, "
+                f"end={self.end}, every={self.every})")

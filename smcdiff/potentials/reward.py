@@ -96,4 +96,4 @@ class RewardPotential(Potential):
         return out
 
     def __repr__(self) -> str:
-        return f"RewardPotential(lam={self.lam}, fill={self.fill!r})"
+        return f"RewardPotential(reward={self.reward!r}, lam={self.lam}, fill={self.fill!r})"

@@ -161,5 +161,5 @@ class RewardTilt(LogitTransform):
         return logits * r.to(logits.dtype)[:, None, None]
 
     def __repr__(self) -> str:
-        return f"RewardTilt(scale={self.scale!r}, stage={self.stage!r}, in_target={self.in_target})"
+        return f"RewardTilt(reward={self.reward!r}, scale={self.scale!r}, stage={self.stage!r}, in_target={self.in_target})"
 

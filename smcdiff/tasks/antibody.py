@@ -62,10 +62,11 @@ KYTE_DOOLITTLE = {
 def hydropathy(seq: str) -> float:
     """Mean Kyte-Doolittle hydropathy of ``seq`` (standard residues only; an empty or unknown residue raises)."""
     if not seq:
-        raise ValueError("hydropathy of an empty sequence is undefined")
+        raise ValueError("seq must be a non-empty string of the 20 standard amino acids; got ''")
     bad = sorted(set(seq) - set(KYTE_DOOLITTLE))
     if bad:
-        raise ValueError(f"seq has residues {bad} outside the 20 standard amino acids")
+        raise ValueError(f"seq must contain only the 20 standard amino acids {''.join(sorted(KYTE_DOOLITTLE))}; "
+                         f"got {seq!r} with {bad}")
     return sum(KYTE_DOOLITTLE[c] for c in seq) / len(seq)
 
 
@@ -149,7 +150,8 @@ class AntibodyTask:
 
     Items are ``(pdb_chain, domain, h3_start, h3_end)``: ``n`` chains drawn without replacement from the table
     by a fixed permutation (seed ``order_seed``), so that a small ``n`` spreads over PDB entries rather than
-    taking one family. Metrics: ``recovery``, ``pll``, ``native_pll`` (module docstring).
+    taking one family. Metrics: ``recovery``, ``pll``, ``native_pll``, ``hydropathy`` (module docstring);
+    ``score`` decodes the loop with ``model.tokenizer``.
     """
 
     mode = "infill"
@@ -226,14 +228,22 @@ class LoopHydrophilicity:
         for _, dom, s, e in items:
             self._by_length.setdefault(len(dom), []).append((dom[:s], dom[e:], s, e))
         if not self._by_length:
-            raise ConfigError("LoopHydrophilicity needs at least one chain")
+            raise ConfigError("items must hold at least one (pdb_chain, domain, h3_start, h3_end) row; got none")
+
+    def __repr__(self) -> str:
+        return f"LoopHydrophilicity(chains={sum(len(v) for v in self._by_length.values())})"
 
     def loop(self, text: str) -> str:
         """The CDR-H3 of a filled chain ``text``."""
-        for pre, post, s, e in self._by_length.get(len(text), ()):
+        rows = self._by_length.get(len(text))
+        if rows is None:
+            raise ConfigError(f"text {text!r} has length {len(text)}, which no chain of this task has "
+                              f"(accepted lengths: {sorted(self._by_length)})")
+        for pre, post, s, e in rows:
             if text.startswith(pre) and text.endswith(post):
                 return text[s:e]
-        raise ConfigError(f"text {text!r} is not a filled chain of this task (its framework matches no item)")
+        raise ConfigError(f"text {text!r} is not a filled chain of this task (its framework matches no item of "
+                          f"length {len(text)})")
 
     def score(self, prompts, texts) -> torch.Tensor:
         return torch.tensor([-hydropathy(self.loop(t)) for t in texts], dtype=torch.float64)
