@@ -18,8 +18,10 @@ Methods (one residue per step in order of confidence, tokens at T = 1 unless gre
 Reward-guided, with the reward ``-hydropathy(CDR-H3)`` (``AntibodyTask.hydrophilicity_reward``) normalised by
 the mean and standard deviation of its values on one-sample generations at seeds disjoint from the table's:
 
-* RWS (arXiv 2509.00707), one sample: the logits scaled by ``r = clip(exp(z), 1/4, 4)`` of the normalised
-  reward ``z`` of the arg-max-filled chain, one reward call per step, one residue per step;
+* RWS (arXiv 2509.00707), one sample each: the logits scaled by ``r = clip(exp(z), 1/4, 4)`` of the normalised
+  reward ``z`` of the arg-max-filled chain, one reward call per step, one residue per step; at T = 1 (the
+  tokens drawn from the tilted logits) and at T = 0 (the paper's setting: arg-max tokens, the tilt changes
+  only which position is committed; compare with greedy);
 * FK steering N = 4 (arXiv 2501.06848), potential "difference", lambda = 1 on the normalised reward: the
   target is exactly ``p(x) exp(z(x))``; output the largest final weight;
 * best-of-4 by the reward (4 independent samples): FK steering's equal-compute baseline (the same
@@ -86,8 +88,10 @@ def methods(model=None, reward: NormalizedReward | None = None) -> list[Method]:
                       SMC(sampled, [TrajectoryConfidence()], n_particles=4, resampling=NeverResample()),
                       "trajectory_confidence"))
     if reward is not None:
-        out.append(Method("RWS (hydrophilic), one sample",
+        out.append(Method("RWS (hydrophilic), T=1",
                           recipes.rws(reward, temperature=1.0, tokens_per_step=1), "first"))
+        out.append(Method("RWS (hydrophilic), T=0",
+                          recipes.rws(reward, temperature=0.0, tokens_per_step=1), "first"))
         out.append(Method("FK steering N=4 (hydrophilic, lambda=1)",
                           SMC(sampled, [FKSteering(reward, lam=1.0, potential="difference",
                                               decode=Decoder.for_model(model))], n_particles=4,
