@@ -41,6 +41,7 @@ from .proposals import (
     GumbelMax,
     Margin,
     NegEntropy,
+    PerStep,
     PlackettLuce,
     RandomK,
     SuppressEOS,
@@ -312,8 +313,6 @@ def mdlm(
       not reproduced: blocks use MDLM's grid; time conditioning (MDLM's default is
       off) and BD3-LM's sliding context window are model matters, not sampler ones.
     """
-    from .proposals.schedules import PerStep
-
     ts = token_sampler(temperature, sampler, top_p=top_p)
     if first_hitting:  # one uniformly chosen mask per step, for as many steps as the block has masks
         kernel = UnmaskingKernel(ts, RandomK(), PerStep(1), Confidence(), block_length=block_length)
@@ -477,8 +476,6 @@ def rws(
     (at ``k = 2`` a loop of 10 residues takes 5 steps, one of 20 takes 10; a fixed
     ``steps`` would spread both over the same number of steps). It excludes ``steps``.
     """
-    from .proposals.schedules import PerStep
-
     gen_length = check_int("gen_length", gen_length, minimum=1)
     check_decode(decode)
     if tokens_per_step is not None:

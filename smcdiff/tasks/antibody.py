@@ -63,9 +63,9 @@ def hydropathy(seq: str) -> float:
     """Mean Kyte-Doolittle hydropathy of ``seq`` (standard residues only; an empty or unknown residue raises)."""
     if not seq:
         raise ValueError("seq must be a non-empty string of the 20 standard amino acids; got ''")
-    bad = sorted(set(seq) - set(KYTE_DOOLITTLE))
+    bad = sorted(set(seq) - _AA)
     if bad:
-        raise ValueError(f"seq must contain only the 20 standard amino acids {''.join(sorted(KYTE_DOOLITTLE))}; "
+        raise ValueError(f"seq must contain only the 20 standard amino acids {''.join(sorted(_AA))}; "
                          f"got {seq!r} with {bad}")
     return sum(KYTE_DOOLITTLE[c] for c in seq) / len(seq)
 
